@@ -1,0 +1,5 @@
+"""`python -m nsl` runs the command line."""
+from .cli.main import main
+
+if __name__ == "__main__":
+    main()

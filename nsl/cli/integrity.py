@@ -1,0 +1,102 @@
+"""Commands about the database itself: init, head, verify, rebuild, hash."""
+from __future__ import annotations
+
+import click
+
+from ..core import adopt, commits, objects, verify as verifymod
+from .data import json_option
+from .main import cli, pass_state
+from .output import console, emit_json, info
+
+
+@cli.command()
+@click.argument("path", required=False)
+@click.option("--hash", "hash_algo", type=click.Choice(["sha1", "sha256"]), default="sha1", show_default=True,
+              help="Hash for versions and commits (fixed at creation).")
+@json_option
+@click.pass_context
+def init(ctx, path, hash_algo, as_json):
+    """Create a nsl database at PATH, or adopt an existing SQLite file and track its tables.
+
+    PATH defaults to --db, $NSL_DB, then ./nsl.db. Running it again on a nsl database tracks
+    tables created since.
+    """
+    db, res = adopt.init(path or ctx.obj.db_path, hash_algo=hash_algo)
+    db.close()
+    if as_json:
+        emit_json(res.to_dict())
+        return
+    info(("created" if res.created else "initialized") + f" nsl database {res.path}")
+    for t in res.tracked:
+        info(f"  tracking {t}")
+    for t, why in res.skipped.items():
+        info(f"  not tracking {t}: {why}")
+    if res.commit:
+        click.echo(res.commit)
+
+
+@cli.command()
+@json_option
+@pass_state
+def head(state, as_json):
+    """Print the head: the newest commit's uuid, which stands for all the data and its history."""
+    h = commits.head(state.open())
+    if as_json:
+        emit_json({"head": h})
+    elif h:
+        click.echo(h)
+    else:
+        info("no commits yet")
+
+
+@cli.command()
+@json_option
+@click.pass_context
+def verify(ctx, as_json):
+    """Recompute every hash and compare the user tables with the history.
+
+    Exit 0 when all holds; 1 with a list of exactly what differs.
+    """
+    rep = verifymod.verify(ctx.obj.open())
+    if as_json:
+        emit_json(rep.to_dict())
+    else:
+        out = console()
+        for p in rep.problems:
+            out.print(f"[red]✗[/] {p}", markup=True, highlight=False)
+        out.print(f"{rep.commits} commits, {rep.versions} versions, {rep.rows} rows checked; head "
+                  f"{rep.head or '(none)'}", markup=False)
+        if rep.uncommitted:
+            out.print(f"{rep.uncommitted} uncommitted changes (see `nsl status`)")
+        out.print("ok" if rep.ok else f"[red]{len(rep.problems)} problems[/]")
+    if not rep.ok:
+        ctx.exit(1)
+
+
+@cli.command()
+@json_option
+@pass_state
+def rebuild(state, as_json):
+    """Regenerate every derived table (current versions, links, leaves, triggers) from the history."""
+    res = verifymod.rebuild(state.open())
+    if as_json:
+        emit_json(res)
+    else:
+        info(f"rebuilt: {res['commits']} commits, {res['versions']} versions, {res['objects']} live objects")
+
+
+@cli.command("hash")
+@click.argument("table")
+@click.argument("key")
+@json_option
+@pass_state
+def hash_cmd(state, table, key, as_json):
+    """Print the SHA-1 of a row as the sqlite3 CLI prints it.
+
+    Equal to: sqlite3 DB "select * from TABLE where KEYCOL=KEY" | head -c -1 | sha1sum
+    """
+    h = objects.row_hash(state.open(), table, key)
+    if as_json:
+        emit_json({"table": table, "key": key, "hash": h})
+    else:
+        click.echo(h)

@@ -1,0 +1,187 @@
+"""Commit artifacts: their canonical text, their uuid, the head, and resolving a commit by prefix.
+
+A commit's text is a header (db, date, sorted parents, meta) followed by one line per version it
+touches; hashing it covers every version and, through the parents, all earlier history.
+"""
+from __future__ import annotations
+
+import secrets
+
+import orjson
+
+from ..errors import AmbiguousRef, NothingToCommit, UnknownCommit
+from .database import Database, now_iso
+from .rowtext import hasher
+
+_ENC = str.maketrans({"\\": "\\\\", " ": "\\s", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
+
+
+def encode_name(name: str) -> str:
+    """A table name inside a commit line, Fossil-style: no spaces or newlines left."""
+    return name.translate(_ENC)
+
+
+def decode_name(text: str) -> str:
+    out, i = [], 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text):
+            out.append({"\\": "\\", "s": " ", "n": "\n", "r": "\r", "t": "\t"}.get(text[i + 1], text[i + 1]))
+            i += 2
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
+def line_text(op, tbl, uuid, digest, parents) -> str:
+    t = encode_name(tbl)
+    if op == "I":
+        return f"I {t} {uuid} {digest}\n"
+    if op == "U":
+        return f"U {t} {uuid} {digest} {parents}\n"
+    return f"D {t} {parents}\n"
+
+
+def header_text(db_code, date, parents, meta) -> str:
+    out = f"commit\ndb {db_code}\ndate {date}\n"
+    for p in parents:
+        out += f"parent {p}\n"
+    if meta:
+        out += f"meta {meta}\n"
+    return out
+
+
+def canonical_meta(meta: dict | None) -> str | None:
+    meta = {k: v for k, v in (meta or {}).items() if v is not None}
+    if not meta:
+        return None
+    return orjson.dumps(meta, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def commit_hashes(db: Database, cid: int, header: str) -> tuple[str, str, int]:
+    """(commit uuid, objects uuid, line count), streaming the lines from the database."""
+    h = hasher(db.hash_algo)
+    whole, objs = h(header.encode()), h()
+    n = 0
+    cur = db.conn.execute(
+        "SELECT op, tbl, uuid, digest, parents FROM nsl_version WHERE cid=? ORDER BY vid", (cid,))
+    while True:
+        rows = cur.fetchmany(4096)
+        if not rows:
+            break
+        chunk = "".join([line_text(*r) for r in rows]).encode("utf-8", "surrogatepass")
+        whole.update(chunk)
+        objs.update(chunk)
+        n += len(rows)
+    return whole.hexdigest(), objs.hexdigest(), n
+
+
+class CommitWriter:
+    """Collects the lines of one new commit inside a write transaction, then seals it."""
+
+    def __init__(self, db: Database, meta: dict | None = None):
+        self.db = db
+        self.meta = canonical_meta(meta)
+        self.parents = [r[0] for r in db.conn.execute(
+            "SELECT c.uuid FROM nsl_leaf l JOIN nsl_commit c ON c.cid=l.cid ORDER BY c.uuid")]
+        self.parent_cids = [r[0] for r in db.conn.execute("SELECT cid FROM nsl_leaf")]
+        self.date = now_iso()
+        # A placeholder row gives the commit its cid now; its uuid is known only when sealed.
+        cur = db.conn.execute(
+            "INSERT INTO nsl_commit(uuid, db, date, parents, meta, objects_uuid, nlines) "
+            "VALUES (?, ?, ?, ?, ?, '', 0)",
+            ("pending-" + secrets.token_hex(8), db.db_code, self.date, " ".join(self.parents), self.meta),
+        )
+        self.cid = cur.lastrowid
+        self.next_vid = (db.conn.execute("SELECT max(vid) FROM nsl_version").fetchone()[0] or 0) + 1
+
+    def take_vids(self, n: int) -> int:
+        first = self.next_vid
+        self.next_vid += n
+        return first
+
+    def seal(self) -> str:
+        """Compute the commit's uuid from its lines and link it into the history. Returns the uuid."""
+        db = self.db
+        header = header_text(db.db_code, self.date, self.parents, self.meta)
+        uuid, objects_uuid, n = commit_hashes(db, self.cid, header)
+        if n == 0:
+            raise NothingToCommit("nothing to commit: no object changed")
+        db.conn.execute(
+            "UPDATE nsl_commit SET uuid=?, objects_uuid=?, nlines=? WHERE cid=?",
+            (uuid, objects_uuid, n, self.cid),
+        )
+        db.conn.executemany("INSERT OR IGNORE INTO nsl_plink(parent, child) VALUES (?, ?)",
+                            [(p, self.cid) for p in self.parent_cids])
+        db.conn.execute("DELETE FROM nsl_leaf")
+        db.conn.execute("INSERT INTO nsl_leaf(cid) VALUES (?)", (self.cid,))
+        return uuid
+
+
+def commit_text(db: Database, cid: int) -> str:
+    row = db.conn.execute("SELECT db, date, parents, meta FROM nsl_commit WHERE cid=?", (cid,)).fetchone()
+    dbc, date, parents, meta = row
+    lines = db.conn.execute(
+        "SELECT op, tbl, uuid, digest, parents FROM nsl_version WHERE cid=? ORDER BY vid", (cid,))
+    return header_text(dbc, date, parents.split() if parents else [], meta) + "".join(
+        line_text(*r) for r in lines)
+
+
+def head(db: Database) -> str | None:
+    """The newest commit's uuid, or the hash of the sorted leaf uuids when there are several."""
+    leaves = [r[0] for r in db.conn.execute(
+        "SELECT c.uuid FROM nsl_leaf l JOIN nsl_commit c ON c.cid=l.cid ORDER BY c.uuid")]
+    if not leaves:
+        return None
+    if len(leaves) == 1:
+        return leaves[0]
+    return hasher(db.hash_algo)("\n".join(leaves).encode()).hexdigest()
+
+
+def head_cid(db: Database) -> int | None:
+    row = db.conn.execute("SELECT max(cid) FROM nsl_leaf").fetchone()
+    return row[0]
+
+
+def resolve(db: Database, ref: str) -> tuple[int, str]:
+    """(cid, uuid) of a commit named by HEAD, HEAD~N, or a unique uuid prefix (at least 4 hex digits)."""
+    ref = (ref or "").strip()
+    if ref.upper().startswith("HEAD"):
+        rest = ref[4:]
+        cid = head_cid(db)
+        if cid is None:
+            raise UnknownCommit("there are no commits yet", ref=ref)
+        steps = 0
+        if rest:
+            if not (rest.startswith("~") and (rest[1:] == "" or rest[1:].isdigit())):
+                raise AmbiguousRef(f"cannot understand {ref!r}: use HEAD, HEAD~N or a commit uuid prefix")
+            steps = int(rest[1:] or 1)
+        for _ in range(steps):
+            row = db.conn.execute(
+                "SELECT min(parent) FROM nsl_plink WHERE child=?", (cid,)).fetchone()
+            if row[0] is None:
+                raise UnknownCommit(f"{ref} goes back past the first commit", ref=ref)
+            cid = row[0]
+        return cid, db.conn.execute("SELECT uuid FROM nsl_commit WHERE cid=?", (cid,)).fetchone()[0]
+    low = ref.lower()
+    if len(low) < 4 or any(ch not in "0123456789abcdef" for ch in low):
+        raise AmbiguousRef(
+            f"{ref!r} is not a commit: give at least 4 hex digits of a commit uuid, or HEAD", ref=ref)
+    rows = db.conn.execute(
+        "SELECT cid, uuid FROM nsl_commit WHERE uuid >= ? AND uuid < ? ORDER BY cid LIMIT 11",
+        (low, low + "g"),
+    ).fetchall()
+    if not rows:
+        raise UnknownCommit(f"no commit matches {ref!r}", ref=ref)
+    if len(rows) > 1:
+        shown = ", ".join(r[1][:12] for r in rows[:10])
+        raise AmbiguousRef(f"{ref!r} is ambiguous: it matches {shown}", ref=ref,
+                           candidates=[r[1] for r in rows])
+    return rows[0]
+
+
+def ancestors_sql() -> str:
+    """A CTE body listing the cids reachable from :cid (itself included)."""
+    return ("WITH RECURSIVE anc(cid) AS (SELECT :cid UNION "
+            "SELECT p.parent FROM nsl_plink p JOIN anc ON p.child = anc.cid)")

@@ -1,0 +1,651 @@
+"""Saving, deleting, reading and finding objects; recording changes made outside nsl as a commit."""
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import struct
+import time
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+import orjson
+
+from ..errors import (
+    BadInput,
+    InvalidJSON,
+    InvalidName,
+    InvalidObject,
+    NothingToCommit,
+    UnknownObject,
+    ValueOutOfRange,
+)
+from . import query, rowtext
+from .commits import CommitWriter
+from .database import Database, Table, check_column_name, check_table_name
+from .rowtext import ABSENT, JSON, float_text, header, typed_cell
+from .schema import quote
+from .values import INT64_MAX, INT64_MIN, inherit_kinds, plain_object, to_object
+
+BATCH = 2000
+_pack = struct.Struct(">d").pack
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_key() -> str:
+    """A random, time-sortable key (ULID layout): objects made on two replicas never collide by accident."""
+    n = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+    return "".join(_CROCKFORD[(n >> s) & 31] for s in range(125, -5, -5))
+
+
+@dataclass
+class WriteResult:
+    commit: str | None
+    count: int
+    keys: list = field(default_factory=list)
+
+    def to_dict(self):
+        return {"commit": self.commit, "count": self.count, "keys": self.keys}
+
+
+class _NoChange(Exception):
+    pass
+
+
+def _chunks(it: Iterable, n: int) -> Iterator[list]:
+    buf = []
+    for x in it:
+        buf.append(x)
+        if len(buf) >= n:
+            yield buf
+            buf = []
+    if buf:
+        yield buf
+
+
+def version_of(columns, values, kinds, algo="sha1") -> tuple[str, str, str]:
+    """(uuid, typed digest, content) of a row of SQL values with their JSON kinds."""
+    h = rowtext.hasher(algo)
+    uuid = h(rowtext.row_text(values)).hexdigest()
+    content = header(columns) + "\n" + "|".join(
+        [typed_cell(v, k) for v, k in zip(values, kinds)])
+    return uuid, h(content.encode("utf-8", "surrogatepass")).hexdigest(), content
+
+
+def _meta(message, author, meta):
+    m = dict(meta or {})
+    if author:
+        m["author"] = author
+    if message:
+        m["message"] = message
+    return m
+
+
+def _create_table(db: Database, name: str, key_col: str, columns: list[str]) -> Table:
+    cols = ", ".join([f"{quote(key_col)} PRIMARY KEY"] + [quote(c) for c in columns if c != key_col])
+    db.conn.execute(f"CREATE TABLE {quote(name)} ({cols})")
+    return db.track_table(name, key_col)
+
+
+def save(db: Database, table: str, objects: Iterable, *, key: str | None = None, message=None,
+         author=None, meta=None, collect_keys: bool = False) -> WriteResult:
+    """Save objects into `table` in one commit. New keys are inserted, existing keys get a new version."""
+    check_table_name(table)
+    if key is not None:
+        check_column_name(key)
+    result = WriteResult(None, 0)
+    try:
+        with db.write():
+            tbl = db.table(table, missing_ok=True)
+            if tbl is not None and key is not None and key != tbl.key_col:
+                raise BadInput(f"table {tbl.name!r} is keyed by {tbl.key_col!r}, not {key!r}")
+            saver = _Saver(db, tbl, table, key or (tbl.key_col if tbl else "id"), _meta(message, author, meta),
+                           collect_keys)
+            seen_any = False
+            for batch in _chunks(objects, BATCH):
+                seen_any = True
+                saver.add_batch(batch)
+            if not seen_any:
+                raise InvalidObject("nothing to save: the input holds no objects")
+            result.keys = saver.keys
+            result.count = saver.changed
+            if saver.writer is None or saver.changed == 0:
+                raise _NoChange
+            result.commit = saver.writer.seal()
+    except _NoChange:
+        result.commit = None
+    return result
+
+
+class _Saver:
+    """The hot path of save: one pass per batch, hashing in Python, writing with executemany."""
+
+    def __init__(self, db, tbl, name, key_col, meta, collect_keys):
+        self.db, self.tbl, self.name, self.key_col = db, tbl, name, key_col
+        self.meta = meta
+        self.collect = collect_keys
+        self.keys = []
+        self.changed = 0
+        self.writer: CommitWriter | None = None
+        self.sha = rowtext.hasher(db.hash_algo)
+        self.pos = 0
+        self.known_json = set(tbl.json_columns) if tbl else set()
+        self.created_here = tbl is None
+
+    def _prepare_columns(self, batch):
+        """Check every object, give keys to those without, add new attributes as columns."""
+        key_col = self.key_col
+        cols = self.tbl.columns if self.tbl else [key_col]
+        known = set(cols)
+        lower = {c.lower(): c for c in cols}
+        new_cols = []
+        for i, obj in enumerate(batch):
+            if type(obj) is not dict:
+                raise InvalidObject(
+                    f"object {self.pos + i + 1}: expected a JSON object, got {_json_type(obj)}")
+            k = obj.get(key_col)
+            if k is None:
+                obj = {key_col: new_key(), **obj}
+                batch[i] = obj
+            elif type(k) is not str and type(k) is not int:
+                raise InvalidObject(
+                    f"object {self.pos + i + 1}: key {key_col!r} must be a string or an integer, "
+                    f"not {_json_type(k)}")
+            if not known.issuperset(obj):
+                for a in obj:
+                    if a in known:
+                        continue
+                    check_column_name(a)
+                    clash = lower.get(a.lower())
+                    if clash is not None:
+                        raise InvalidName(
+                            f"attribute {a!r} clashes with column {clash!r}: SQLite column names ignore case")
+                    known.add(a)
+                    lower[a.lower()] = a
+                    new_cols.append(a)
+        if self.tbl is None:
+            self.tbl = _create_table(self.db, self.name, key_col, new_cols)
+        else:
+            for c in new_cols:
+                self.db.conn.execute(f"ALTER TABLE {self.tbl.q} ADD COLUMN {quote(c)}")
+            if new_cols:
+                self.tbl.columns = self.tbl.columns + new_cols
+        if self.writer is None:
+            self.writer = CommitWriter(self.db, self.meta)
+
+    def add_batch(self, batch):
+        self._prepare_columns(batch)
+        tbl, db = self.tbl, self.db
+        cols = tbl.columns
+        n = len(cols)
+        idx = {c: i for i, c in enumerate(cols)}
+        hdr = header(cols) + "\n"
+        sha = self.sha
+        key_col = self.key_col
+        key_i = idx[key_col]
+        tblname = tbl.name
+        new_json = set()
+        rows = {}  # key -> (values, uuid, digest, content); later objects with the same key win
+        for obj in batch:
+            vals = [None] * n
+            texts = [""] * n
+            cells = ["-"] * n
+            for a, v in obj.items():
+                i = idx[a]
+                t = type(v)
+                if t is str:
+                    vals[i] = texts[i] = v
+                    cells[i] = "t" + v.encode().hex().upper()
+                elif t is int:
+                    if not INT64_MIN <= v <= INT64_MAX:
+                        raise ValueOutOfRange(
+                            f"integer {v} in {a!r} does not fit in 64 bits; store it as a string to keep it exact")
+                    vals[i] = v
+                    texts[i] = s = str(v)
+                    cells[i] = "i" + s
+                elif t is float:
+                    if v != v or v in (float("inf"), float("-inf")):
+                        raise ValueOutOfRange(f"{a!r}: NaN and infinity are not JSON numbers")
+                    vals[i] = v
+                    texts[i] = float_text(v)
+                    cells[i] = "r" + _pack(v).hex().upper()
+                elif v is None:
+                    cells[i] = "n"
+                elif t is bool:
+                    vals[i] = 1 if v else 0
+                    texts[i] = "1" if v else "0"
+                    cells[i] = "T" if v else "F"
+                elif t is dict or t is list:
+                    try:
+                        s = orjson.dumps(v).decode()
+                    except orjson.JSONEncodeError as e:
+                        raise ValueOutOfRange(f"{a!r}: {e}") from None
+                    vals[i] = texts[i] = s
+                    cells[i] = "j" + s.encode().hex().upper()
+                    if a not in self.known_json:
+                        new_json.add(a)
+                else:
+                    raise InvalidObject(f"{a!r}: cannot store a value of type {t.__name__}")
+            uuid = sha("|".join(texts).encode()).hexdigest()
+            content = hdr + "|".join(cells)
+            rows[vals[key_i]] = (vals, uuid, sha(content.encode()).hexdigest(), content)
+        self.pos += len(batch)
+        if new_json:
+            db.conn.executemany("INSERT OR IGNORE INTO nsl_json_column(tid, name) VALUES (?, ?)",
+                                [(tbl.tid, c) for c in new_json])
+            self.known_json |= new_json
+        if self.collect:
+            self.keys.extend(rows)
+        self._write(rows, n)
+
+    def _existing(self, keys):
+        """key -> (vid, uuid, cid) of the current version of each key that has one."""
+        out = {}
+        if self.created_here and self.writer and self.changed == 0:
+            return out
+        conn, tid = self.db.conn, self.tbl.tid
+        for i in range(0, len(keys), 500):
+            part = keys[i:i + 500]
+            q = ",".join("?" * len(part))
+            for k, vid, uuid, cid in conn.execute(
+                f"SELECT c.key, c.vid, v.uuid, v.cid FROM nsl_cur c JOIN nsl_version v ON v.vid=c.vid "
+                f"WHERE c.tid=? AND c.key IN ({q})", (tid, *part)):
+                out[k] = (vid, uuid, cid)
+        return out
+
+    def _write(self, rows: dict, n: int):
+        db, tbl, w = self.db, self.tbl, self.writer
+        existing = self._existing(list(rows))
+        cid, tid, name = w.cid, tbl.tid, tbl.name
+        ins_versions, cur_rows, user_rows, inplace = [], [], [], []
+        vid = w.next_vid
+        for k, (vals, uuid, digest, content) in rows.items():
+            old = existing.get(k)
+            if old is None:
+                ins_versions.append((vid, cid, name, k, "I", uuid, digest, None, content))
+                cur_rows.append((tid, k, vid))
+                vid += 1
+            elif old[1] == uuid:
+                continue
+            elif old[2] == cid:
+                inplace.append((uuid, digest, content, old[0]))
+            else:
+                ins_versions.append((vid, cid, name, k, "U", uuid, digest, old[1], content))
+                cur_rows.append((tid, k, vid))
+                vid += 1
+            user_rows.append(vals)
+        w.next_vid = vid
+        cols = tbl.columns
+        qcols = ", ".join(quote(c) for c in cols)
+        sets = ", ".join(f"{quote(c)}=excluded.{quote(c)}" for c in cols if c != self.key_col)
+        sql = (f"INSERT INTO {tbl.q} ({qcols}) VALUES ({', '.join('?' * n)}) "
+               f"ON CONFLICT({tbl.qkey}) DO " + (f"UPDATE SET {sets}" if sets else "NOTHING"))
+        try:
+            db.conn.executemany(sql, user_rows)
+        except sqlite3.IntegrityError as e:
+            raise InvalidObject(f"table {name!r} refused an object: {e}") from None
+        except sqlite3.OperationalError as e:
+            if "ON CONFLICT clause does not match" in str(e):
+                raise InvalidObject(
+                    f"table {name!r} has no unique index on its key column {tbl.key_col!r}") from None
+            raise
+        db.conn.executemany(
+            "INSERT INTO nsl_version(vid, cid, tbl, key, op, uuid, digest, parents, content) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", ins_versions)
+        if inplace:
+            db.conn.executemany("UPDATE nsl_version SET uuid=?, digest=?, content=? WHERE vid=?", inplace)
+        db.conn.executemany("INSERT OR REPLACE INTO nsl_cur(tid, key, vid) VALUES (?, ?, ?)", cur_rows)
+        self.changed += len(user_rows)
+
+
+def _json_type(v) -> str:
+    return {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number",
+            bool: "a boolean", type(None): "null"}.get(type(v), type(v).__name__)
+
+
+# ---- reading -------------------------------------------------------------------------------------
+
+def _row_object(columns, values, content, db: Database | None = None, table: str | None = None):
+    """The exact JSON object of a row: from its version's typed encoding when the row matches it,
+    else from the history version with the same row text (a checked-out or restored state), else
+    (a change made outside nsl, not yet committed) from the SQL values alone."""
+    if content is not None:
+        ccols, cvals, ckinds = rowtext.decode_content(content)
+        if ccols == columns[:len(ccols)] and _same_values(values, cvals):
+            return to_object(ccols, cvals, ckinds)
+    if db is not None:
+        found = version_by_row_text(db, table, columns, values)
+        if found is not None:
+            return to_object(*rowtext.decode_content(found[2]))
+    return plain_object(columns, values)
+
+
+def version_by_row_text(db: Database, table: str, columns, values):
+    """(uuid, digest, content) of a history version whose typed values are exactly this row's."""
+    h = rowtext.hasher(db.hash_algo)
+    n = len(values)
+    while True:
+        uuid = h(rowtext.row_text(values[:n])).hexdigest()
+        for found in db.conn.execute(
+                "SELECT uuid, digest, content FROM nsl_version WHERE uuid=? AND tbl=? LIMIT 3", (uuid, table)):
+            ccols, cvals, _ = rowtext.decode_content(found[2])
+            if ccols == columns[:len(ccols)] and _same_values(values, cvals):
+                return found
+        # Columns added after a version was made print as trailing empty cells now.
+        if n == 0 or values[n - 1] is not None:
+            return None
+        n -= 1
+
+
+def _same_values(row, vvals) -> bool:
+    if len(row) < len(vvals):
+        return False
+    for a, b in zip(row, vvals):
+        if type(a) is not type(b) or a != b:
+            return False
+    return all(v is None for v in row[len(vvals):])
+
+
+def key_candidates(key) -> list:
+    """A key typed on a command line may name a text key or an integer key."""
+    if isinstance(key, str):
+        out = [key]
+        s = key.strip()
+        if s.lstrip("-").isdigit() and len(s) < 20:
+            out.append(int(s))
+        return out
+    return [key]
+
+
+def _find_row(db: Database, tbl: Table, key):
+    cands = key_candidates(key)
+    q = ",".join("?" * len(cands))
+    rows = db.conn.execute(
+        f"SELECT t.*, v.content FROM {tbl.q} AS t LEFT JOIN nsl_cur c ON c.tid=? AND c.key=t.{tbl.qkey} "
+        f"LEFT JOIN nsl_version v ON v.vid=c.vid WHERE t.{tbl.qkey} IN ({q})", (tbl.tid, *cands)
+    ).fetchall()
+    if not rows:
+        return None
+    return rows[0]
+
+
+def get(db: Database, table: str, key) -> dict:
+    with db.read():
+        tbl = db.table(table)
+        row = _find_row(db, tbl, key)
+        if row is None:
+            raise UnknownObject(f"no object with key {key!r} in table {tbl.name!r}", table=tbl.name, key=key)
+        return _row_object(tbl.columns, list(row[:-1]), row[-1], db, tbl.name)
+
+
+def resolve_key(db: Database, tbl: Table, key):
+    """The stored key value a (possibly textual) key names, from the user table or the history."""
+    row = _find_row(db, tbl, key)
+    if row is not None:
+        return row[tbl.columns.index(tbl.key_col)]
+    for c in key_candidates(key):
+        if db.conn.execute("SELECT 1 FROM nsl_version WHERE tbl=? AND key=? LIMIT 1", (tbl.name, c)).fetchone():
+            return c
+    raise UnknownObject(f"no object with key {key!r} in table {tbl.name!r}", table=tbl.name, key=key)
+
+
+def find(db: Database, table: str, where: dict | None = None, *, sort=None, limit: int | None = None,
+         skip: int | None = None, fields: list[str] | None = None) -> Iterator[dict]:
+    """Objects of `table` matching a MongoDB-style predicate, as an iterator of dicts."""
+    tbl = db.table(table)
+    if limit is not None and limit < 0:
+        raise BadInput("--limit must be 0 or more")
+    if skip is not None and skip < 0:
+        raise BadInput("--skip must be 0 or more")
+    sql, params = find_sql(tbl, where, sort)
+    sql += " LIMIT ? OFFSET ?"
+    params = [*params, -1 if limit is None else limit, skip or 0]
+    cols = tbl.columns
+    cur = db.conn.execute(sql, params)
+    picker = _picker(fields)
+    while True:
+        rows = cur.fetchmany(1000)
+        if not rows:
+            break
+        for r in rows:
+            obj = _row_object(cols, list(r[:-1]), r[-1], db, tbl.name)
+            yield picker(obj) if picker else obj
+
+
+def find_sql(tbl: Table, where, sort) -> tuple[str, list]:
+    fields = query.Fields(tbl.columns, tbl.json_columns)
+    cond, params = query.compile_where(where, fields)
+    order = query.compile_sort(sort, fields)
+    sql = (f"SELECT t.*, v.content FROM {tbl.q} AS t LEFT JOIN nsl_cur AS c ON c.tid = {int(tbl.tid)} "
+           f"AND c.key = t.{tbl.qkey} LEFT JOIN nsl_version AS v ON v.vid = c.vid WHERE {cond}")
+    if order:
+        sql += f" ORDER BY {order}"
+    return sql, list(params)
+
+
+def _picker(fields):
+    if not fields:
+        return None
+    paths = [f.split(".") for f in fields]
+    for f in fields:
+        if not f or any(not p for p in f.split(".")):
+            raise BadInput(f"invalid field {f!r} in --fields")
+
+    def pick(obj):
+        out = {}
+        for path in paths:
+            cur = obj
+            ok = True
+            for p in path:
+                if isinstance(cur, dict) and p in cur:
+                    cur = cur[p]
+                else:
+                    ok = False
+                    break
+            if ok:
+                dst = out
+                for p in path[:-1]:
+                    dst = dst.setdefault(p, {})
+                dst[path[-1]] = cur
+        return out
+    return pick
+
+
+# ---- deleting ------------------------------------------------------------------------------------
+
+def delete(db: Database, table: str, keys: list | None = None, *, where: dict | None = None,
+           message=None, author=None, meta=None) -> WriteResult:
+    """Delete objects by key or by predicate, in one commit. Unknown keys change nothing."""
+    with db.write():
+        tbl = db.table(table)
+        if where is not None:
+            sql, params = find_sql(tbl, where, None)
+            ki = tbl.columns.index(tbl.key_col)
+            targets = [r[ki] for r in db.conn.execute(sql, params)]
+        else:
+            targets, missing = [], []
+            for k in keys or []:
+                row = _find_row(db, tbl, k)
+                if row is None:
+                    missing.append(k)
+                else:
+                    targets.append(row[tbl.columns.index(tbl.key_col)])
+            if missing:
+                raise UnknownObject(
+                    f"no object with key {', '.join(map(repr, missing))} in table {tbl.name!r}; nothing deleted",
+                    table=tbl.name, keys=missing)
+        targets = list(dict.fromkeys(targets))
+        if not targets:
+            return WriteResult(None, 0, [])
+        lines, w = [], None
+        for k in targets:
+            cur = db.conn.execute(
+                "SELECT v.uuid FROM nsl_cur c JOIN nsl_version v ON v.vid=c.vid WHERE c.tid=? AND c.key=?",
+                (tbl.tid, k)).fetchone()
+            if cur is not None:
+                w = w or CommitWriter(db, _meta(message, author, meta))
+                lines.append((w.take_vids(1), w.cid, tbl.name, k, "D", None, None, cur[0], None))
+        db.conn.executemany(
+            "INSERT INTO nsl_version(vid, cid, tbl, key, op, uuid, digest, parents, content) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", lines)
+        for i in range(0, len(targets), 500):
+            part = targets[i:i + 500]
+            q = ",".join("?" * len(part))
+            db.conn.execute(f"DELETE FROM {tbl.q} WHERE {tbl.qkey} IN ({q})", part)
+            db.conn.execute(f"DELETE FROM nsl_cur WHERE tid=? AND key IN ({q})", (tbl.tid, *part))
+        # Keys only ever saved outside nsl and never committed leave no line; they are simply gone.
+        db.conn.executemany("DELETE FROM nsl_pending WHERE tid=? AND key=?", [(tbl.tid, k) for k in targets])
+        if not lines:
+            return WriteResult(None, len(targets), targets)
+        return WriteResult(w.seal(), len(targets), targets)
+
+
+# ---- changes made outside nsl --------------------------------------------------------------------
+
+@dataclass
+class Change:
+    table: str
+    key: object
+    op: str                 # added, modified, deleted
+    old: dict | None
+    new: dict | None
+
+    def to_dict(self):
+        return {"table": self.table, "key": self.key, "change": self.op, "old": self.old, "new": self.new}
+
+
+def _pending_changes(db: Database):
+    """(table, key, row values or None, current version (vid, uuid, content) or None) per pending key."""
+    by_tid = {}
+    for tid, key in db.conn.execute("SELECT tid, key FROM nsl_pending ORDER BY tid, key").fetchall():
+        by_tid.setdefault(tid, []).append(key)
+    for tid, keys in by_tid.items():
+        tbl = db.table_by_tid(tid)
+        for k in keys:
+            row = db.conn.execute(f"SELECT * FROM {tbl.q} WHERE {tbl.qkey} = ?", (k,)).fetchone()
+            cur = db.conn.execute(
+                "SELECT v.vid, v.uuid, v.content FROM nsl_cur c JOIN nsl_version v ON v.vid=c.vid "
+                "WHERE c.tid=? AND c.key=?", (tid, k)).fetchone()
+            yield tbl, k, (list(row) if row is not None else None), cur
+
+
+def status(db: Database) -> list[Change]:
+    """Uncommitted changes to tracked tables (made with any SQLite client), against the head."""
+    out = []
+    with db.read():
+        for tbl, k, row, cur in _pending_changes(db):
+            change = _classify(db, tbl, row, cur)
+            if change:
+                op, old, new = change
+                out.append(Change(tbl.name, k, op, old, new))
+    return out
+
+
+def _classify(db: Database, tbl: Table, row, cur):
+    if row is None and cur is None:
+        return None
+    old = None
+    if cur is not None:
+        ccols, cvals, ckinds = rowtext.decode_content(cur[2])
+        old = to_object(ccols, cvals, ckinds)
+        if row is not None and ccols == tbl.columns[:len(ccols)] and _same_values(row, cvals):
+            return None
+    if row is None:
+        return "deleted", old, None
+    new = _row_object(tbl.columns, row, cur[2] if cur else None, db, tbl.name)
+    return ("modified" if cur else "added"), old, new
+
+
+def commit_pending(db: Database, *, message=None, author=None, meta=None) -> WriteResult:
+    """Record the changes made outside nsl (noted by the triggers) as one commit."""
+    with db.write():
+        w = CommitWriter(db, _meta(message, author, meta))
+        algo = db.hash_algo
+        lines, curs, drops, json_cols = [], [], [], []
+        n = 0
+        for tbl, k, row, cur in _pending_changes(db):
+            if row is None:
+                if cur is None:
+                    continue
+                lines.append((w.take_vids(1), w.cid, tbl.name, k, "D", None, None, cur[1], None))
+                drops.append((tbl.tid, k))
+                n += 1
+                continue
+            if cur is not None:
+                ccols, cvals, ckinds = rowtext.decode_content(cur[2])
+                if ccols == tbl.columns[:len(ccols)] and _same_values(row, cvals):
+                    continue
+                kinds = inherit_kinds(row, cvals, ckinds)
+            else:
+                kinds = inherit_kinds(row, [], [])
+            found = version_by_row_text(db, tbl.name, tbl.columns, row)
+            if found is not None:
+                # The row is an earlier version brought back (restore): it keeps its exact kinds.
+                uuid, digest, content = found
+            else:
+                for c, v, kd in zip(tbl.columns, row, kinds):
+                    if kd == JSON:
+                        json_cols.append((tbl.tid, c))
+                uuid, digest, content = version_of(tbl.columns, row, kinds, algo)
+            vid = w.take_vids(1)
+            op, parents = ("U", cur[1]) if cur is not None else ("I", None)
+            lines.append((vid, w.cid, tbl.name, k, op, uuid, digest, parents, content))
+            curs.append((tbl.tid, k, vid))
+            n += 1
+        db.conn.executemany(
+            "INSERT INTO nsl_version(vid, cid, tbl, key, op, uuid, digest, parents, content) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", lines)
+        db.conn.executemany("INSERT OR REPLACE INTO nsl_cur(tid, key, vid) VALUES (?, ?, ?)", curs)
+        db.conn.executemany("DELETE FROM nsl_cur WHERE tid=? AND key=?", drops)
+        db.conn.executemany("INSERT OR IGNORE INTO nsl_json_column(tid, name) VALUES (?, ?)", json_cols)
+        db.conn.execute("DELETE FROM nsl_pending")
+        if not lines:
+            raise NothingToCommit("nothing to commit: no tracked table changed since the last commit")
+        return WriteResult(w.seal(), n, [])
+
+
+def row_hash(db: Database, table: str, key) -> str:
+    """SHA-1 (or the database's hash) of the row as the sqlite3 CLI prints it now."""
+    tbl = db.table(table)
+    cands = key_candidates(key)
+    q = ",".join("?" * len(cands))
+    row = db.conn.execute(f"SELECT * FROM {tbl.q} WHERE {tbl.qkey} IN ({q})", cands).fetchone()
+    if row is None:
+        raise UnknownObject(f"no object with key {key!r} in table {tbl.name!r}", table=tbl.name, key=key)
+    return rowtext.hasher(db.hash_algo)(rowtext.row_text(row)).hexdigest()
+
+
+def iter_json_input(stream) -> Iterator:
+    """Objects from a binary stream holding one JSON value, a JSON array, or JSON lines."""
+    from .values import loads
+
+    first = b""
+    while True:
+        line = stream.readline()
+        if not line:
+            return
+        if line.strip():
+            first = line
+            break
+    stripped = first.lstrip()
+    if stripped.startswith(b"["):
+        value = loads(first + stream.read())
+        yield from (value if isinstance(value, list) else [value])
+        return
+    try:
+        value = loads(first)
+    except InvalidJSON:
+        # Not JSON lines: one JSON document spread over several lines.
+        value = loads(first + stream.read())
+        yield from (value if isinstance(value, list) else [value])
+        return
+    yield value
+    lineno = 1
+    for line in stream:
+        lineno += 1
+        if not line.strip():
+            continue
+        try:
+            yield loads(line)
+        except InvalidJSON as e:
+            raise InvalidJSON(f"line {lineno}: {e.message}") from None

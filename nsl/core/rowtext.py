@@ -1,0 +1,155 @@
+"""Row text and typed encoding: the two byte strings every version is named and checked by.
+
+The row text is what `sqlite3 DB "select * from T where ..."` prints in list mode (values joined by
+`|`, NULL as empty, no final newline); its SHA-1 is the version uuid. The typed encoding says the same
+row without ambiguity (type tag per cell, hex for text) and is what nsl stores as a version's content;
+its hash is the typed digest recorded in the commit line.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import struct
+
+_pack_double = struct.Struct(">d").pack
+_INF = math.inf
+
+# Tags of the typed encoding. The first five are SQLite storage classes; the CLI computes them with
+#   CASE typeof(c) WHEN 'null' THEN 'n' WHEN 'integer' THEN 'i'||c
+#   WHEN 'real' THEN 'r'||hex(ieee754_to_blob(c)) WHEN 'text' THEN 't'||hex(c) ELSE 'b'||hex(c) END
+# The last four keep a JSON value's kind where SQLite has no type for it, so what is saved is what
+# comes back: true/false are stored as integers 1/0, objects and arrays as JSON text, and an
+# attribute the object did not have as NULL.
+NULL, INT, REAL, TEXT, BLOB = "n", "i", "r", "t", "b"
+TRUE, FALSE, JSON, ABSENT = "T", "F", "j", "-"
+
+
+def float_text(x: float) -> str:
+    """A REAL as SQLite's `%!.15g` prints it, correctly rounded: 1.0e+20, 0.1, 3.0, Inf, 0.0."""
+    if x != x:
+        return ""  # SQLite stores NaN as NULL
+    if x == 0.0:
+        return "0.0"  # -0.0 too: SQLite prints no sign for zero
+    if x == _INF:
+        return "Inf"
+    if x == -_INF:
+        return "-Inf"
+    s = format(x, ".15g")
+    if "e" in s:
+        mant, _, exp = s.partition("e")
+        if "." not in mant:
+            mant += ".0"
+        return mant + "e" + exp
+    if "." not in s:
+        s += ".0"
+    return s
+
+
+def _cell_text(v) -> str:
+    if v is None:
+        return ""
+    t = type(v)
+    if t is str:
+        return v
+    if t is int:
+        return str(v)
+    if t is float:
+        return float_text(v)
+    raise TypeError(t)
+
+
+def row_text(values) -> bytes:
+    """The sqlite3 CLI list-mode text of a row of SQL values (None, int, float, str, bytes)."""
+    try:
+        return "|".join([_cell_text(v) for v in values]).encode("utf-8", "surrogatepass")
+    except TypeError:
+        pass
+    parts = []
+    for v in values:
+        if isinstance(v, (bytes, bytearray, memoryview)):
+            b = bytes(v)
+            nul = b.find(b"\0")  # the CLI prints a blob as a C string
+            parts.append(b if nul < 0 else b[:nul])
+        elif isinstance(v, bool):
+            parts.append(b"1" if v else b"0")
+        else:
+            parts.append(_cell_text(v).encode("utf-8", "surrogatepass"))
+    return b"|".join(parts)
+
+
+def typed_cell(v, kind: str | None = None) -> str:
+    """One cell of the typed encoding. `kind` is T/F/j/- for JSON kinds SQLite cannot tell apart."""
+    if kind is not None:
+        if kind == JSON:
+            return "j" + v.encode("utf-8", "surrogatepass").hex().upper()
+        return kind
+    if v is None:
+        return "n"
+    t = type(v)
+    if t is int:
+        return "i" + str(v)
+    if t is str:
+        return "t" + v.encode("utf-8", "surrogatepass").hex().upper()
+    if t is float:
+        return "r" + _pack_double(v).hex().upper()
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return "b" + bytes(v).hex().upper()
+    raise TypeError(f"cannot encode {t.__name__}")
+
+
+def header(columns) -> str:
+    """The first line of a typed encoding: the column names, hex of UTF-8, joined by `|`."""
+    return "|".join([c.encode("utf-8", "surrogatepass").hex().upper() for c in columns])
+
+
+def decode_header(line: str) -> list[str]:
+    return [bytes.fromhex(h).decode("utf-8", "surrogatepass") for h in line.split("|")] if line else []
+
+
+def decode_cell(cell: str):
+    """(sql_value, kind) of one typed cell; kind is None for the five SQLite storage classes."""
+    tag = cell[:1]
+    if tag == "i":
+        return int(cell[1:]), None
+    if tag == "t":
+        return bytes.fromhex(cell[1:]).decode("utf-8", "surrogatepass"), None
+    if tag == "n":
+        return None, None
+    if tag == "r":
+        return struct.unpack(">d", bytes.fromhex(cell[1:]))[0], None
+    if tag == "j":
+        return bytes.fromhex(cell[1:]).decode("utf-8", "surrogatepass"), JSON
+    if tag == "T":
+        return 1, TRUE
+    if tag == "F":
+        return 0, FALSE
+    if tag == "-":
+        return None, ABSENT
+    if tag == "b":
+        return bytes.fromhex(cell[1:]), None
+    raise ValueError(f"bad typed cell {cell[:20]!r}")
+
+
+def decode_content(content: str):
+    """(columns, sql_values, kinds) of a stored typed encoding."""
+    head, _, body = content.partition("\n")
+    columns = decode_header(head)
+    values, kinds = [], []
+    if columns:
+        for cell in body.split("|"):
+            v, k = decode_cell(cell)
+            values.append(v)
+            kinds.append(k)
+    if len(values) != len(columns):
+        raise ValueError("typed encoding has a different number of cells and columns")
+    return columns, values, kinds
+
+
+def hasher(algo: str):
+    return hashlib.sha1 if algo == "sha1" else hashlib.sha256
+
+
+def content_row_text(content: str) -> bytes:
+    """Row text of a stored version, as the CLI printed it when the version was current."""
+    _, values, _ = decode_content(content)
+    return row_text(values)

@@ -1,0 +1,115 @@
+"""nsl's own tables in a database file, and the triggers that catch changes made outside nsl.
+
+Artifacts (immutable, hashed, what sync will exchange): nsl_commit headers and nsl_version lines.
+Everything else is derived from them and `nsl rebuild` makes it again.
+"""
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+ARTIFACT_TABLES = """
+CREATE TABLE IF NOT EXISTS nsl_meta(
+  name TEXT PRIMARY KEY,
+  value
+) WITHOUT ROWID;
+
+-- A commit artifact: header fields, its lines are the nsl_version rows with its cid.
+CREATE TABLE IF NOT EXISTS nsl_commit(
+  cid INTEGER PRIMARY KEY,
+  uuid TEXT NOT NULL UNIQUE,
+  db TEXT NOT NULL,
+  date TEXT NOT NULL,
+  parents TEXT NOT NULL,          -- parent uuids, sorted, space separated
+  meta TEXT,                      -- canonical JSON or NULL
+  objects_uuid TEXT NOT NULL,     -- hash of the I/U/D lines
+  nlines INTEGER NOT NULL
+);
+
+-- One row per commit line. content is the version's typed encoding (NULL for a deletion).
+CREATE TABLE IF NOT EXISTS nsl_version(
+  vid INTEGER PRIMARY KEY,
+  cid INTEGER NOT NULL,
+  tbl TEXT NOT NULL,
+  key,
+  op TEXT NOT NULL,               -- I, U or D
+  uuid TEXT,                      -- version uuid (NULL for D)
+  digest TEXT,                    -- typed digest (NULL for D)
+  parents TEXT,                   -- parent version uuids, comma separated (U and D)
+  content TEXT
+);
+"""
+
+DERIVED_TABLES = """
+CREATE TABLE IF NOT EXISTS nsl_table(
+  tid INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  key_col TEXT NOT NULL
+);
+-- Columns that have held nested JSON (predicates need any-element logic only there).
+CREATE TABLE IF NOT EXISTS nsl_json_column(
+  tid INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  PRIMARY KEY(tid, name)
+) WITHOUT ROWID;
+-- The version each live object shows at the head.
+CREATE TABLE IF NOT EXISTS nsl_cur(
+  tid INTEGER NOT NULL,
+  key NOT NULL,
+  vid INTEGER NOT NULL,
+  PRIMARY KEY(tid, key)
+) WITHOUT ROWID;
+-- Keys changed in user tables and not yet committed (filled by triggers, in plain SQL).
+CREATE TABLE IF NOT EXISTS nsl_pending(
+  tid INTEGER NOT NULL,
+  key,
+  PRIMARY KEY(tid, key)
+) WITHOUT ROWID;
+-- Commit parent links.
+CREATE TABLE IF NOT EXISTS nsl_plink(
+  parent INTEGER NOT NULL,
+  child INTEGER NOT NULL,
+  PRIMARY KEY(parent, child)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS nsl_plink_child ON nsl_plink(child);
+CREATE TABLE IF NOT EXISTS nsl_leaf(cid INTEGER PRIMARY KEY);
+-- Present only inside nsl's own write transactions: tells the triggers not to record nsl's writes.
+CREATE TABLE IF NOT EXISTS nsl_busy(x);
+CREATE INDEX IF NOT EXISTS nsl_version_uuid ON nsl_version(uuid);
+CREATE INDEX IF NOT EXISTS nsl_version_obj ON nsl_version(tbl, key);
+CREATE INDEX IF NOT EXISTS nsl_version_cid ON nsl_version(cid);
+"""
+
+DERIVED_NAMES = ("nsl_table", "nsl_json_column", "nsl_cur", "nsl_plink", "nsl_leaf")
+
+
+def quote(name: str) -> str:
+    """An SQL identifier, quoted; never paste a name into SQL any other way."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sql_literal(value) -> str:
+    """A literal for DDL where parameters are not allowed (trigger bodies)."""
+    if isinstance(value, int):
+        return str(int(value))
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def trigger_sql(tid: int, table: str, key_col: str) -> list[str]:
+    """Triggers that note changed keys in nsl_pending, in plain SQL so any SQLite client fires them."""
+    q, k = quote(table), quote(key_col)
+    guard = "WHEN NOT EXISTS (SELECT 1 FROM nsl_busy)"
+    t = sql_literal(tid)
+    name = lambda op: quote(f"nsl_{op}_{tid}")  # noqa: E731
+    return [
+        f"CREATE TRIGGER IF NOT EXISTS {name('ins')} AFTER INSERT ON {q} {guard} BEGIN "
+        f"INSERT OR IGNORE INTO nsl_pending(tid, key) VALUES ({t}, NEW.{k}); END",
+        f"CREATE TRIGGER IF NOT EXISTS {name('upd')} AFTER UPDATE ON {q} {guard} BEGIN "
+        f"INSERT OR IGNORE INTO nsl_pending(tid, key) VALUES ({t}, OLD.{k}); "
+        f"INSERT OR IGNORE INTO nsl_pending(tid, key) VALUES ({t}, NEW.{k}); END",
+        f"CREATE TRIGGER IF NOT EXISTS {name('del')} AFTER DELETE ON {q} {guard} BEGIN "
+        f"INSERT OR IGNORE INTO nsl_pending(tid, key) VALUES ({t}, OLD.{k}); END",
+    ]
+
+
+def drop_trigger_sql(tid: int) -> list[str]:
+    return [f"DROP TRIGGER IF EXISTS {quote(f'nsl_{op}_{tid}')}" for op in ("ins", "upd", "del")]

@@ -1,0 +1,69 @@
+"""Arbitrary SQL against a nsl database: read-only unless asked, and never able to rewrite history.
+
+Read-only is enforced by SQLite (`PRAGMA query_only`), not by looking at the SQL text; an authorizer
+keeps even writable SQL away from nsl's own tables, except through nsl's change-tracking triggers.
+"""
+from __future__ import annotations
+
+import sqlite3
+from typing import Iterator
+
+from ..errors import ReadOnlySQL, SQLError
+from .database import Database
+
+_WRITE_ACTIONS = {
+    sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE, sqlite3.SQLITE_DROP_TABLE,
+    sqlite3.SQLITE_ALTER_TABLE, sqlite3.SQLITE_CREATE_TRIGGER, sqlite3.SQLITE_DROP_TRIGGER,
+    sqlite3.SQLITE_CREATE_INDEX, sqlite3.SQLITE_DROP_INDEX,
+}
+
+
+def _protect_history(action, arg1, arg2, dbname, source):
+    name = (arg1 or "") if action != sqlite3.SQLITE_CREATE_INDEX else (arg2 or "")
+    if action in (sqlite3.SQLITE_CREATE_TRIGGER, sqlite3.SQLITE_DROP_TRIGGER, sqlite3.SQLITE_DROP_INDEX):
+        name = arg2 or ""
+    if action in _WRITE_ACTIONS and name.lower().startswith("nsl_") and not (source or "").startswith("nsl_"):
+        return sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() in ("query_only", "writable_schema"):
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
+
+
+def run(db: Database, sql: str, params=(), *, write: bool = False) -> tuple[list[str], Iterator[tuple]]:
+    """(column names, rows) of one SQL statement. Writes need write=True and are left uncommitted
+    in nsl's sense: the triggers note them and `nsl commit` records them."""
+    conn = db.conn
+    if not write:
+        conn.execute("PRAGMA query_only = 1")
+        conn.set_authorizer(_protect_history)
+        try:
+            cur = conn.execute(sql, params)
+            cols = [d[0] for d in cur.description or []]
+            rows = cur.fetchall()
+        except sqlite3.OperationalError as e:
+            if "readonly" in str(e) or "read-only" in str(e) or "query_only" in str(e):
+                raise ReadOnlySQL("this SQL writes; nsl sql is read-only unless --write is given",
+                                  hint="add --write to change user tables (then `nsl commit` records it)") from None
+            raise SQLError(f"SQL error: {e}") from None
+        except (sqlite3.DatabaseError, sqlite3.Warning, ValueError, OverflowError) as e:
+            raise SQLError(f"SQL error: {e}") from None
+        finally:
+            conn.set_authorizer(None)
+            conn.execute("PRAGMA query_only = 0")
+        return cols, iter(rows)
+    with db.write(record_pending=True):
+        conn.set_authorizer(_protect_history)
+        try:
+            cur = conn.execute(sql, params)
+            cols = [d[0] for d in cur.description or []]
+            rows = cur.fetchall()
+        except sqlite3.DatabaseError as e:
+            msg = str(e)
+            if "not authorized" in msg:
+                raise SQLError("SQL error: nsl's own tables (nsl_*) cannot be changed with SQL") from None
+            raise SQLError(f"SQL error: {e}") from None
+        except (sqlite3.Warning, ValueError, OverflowError) as e:
+            raise SQLError(f"SQL error: {e}") from None
+        finally:
+            conn.set_authorizer(None)
+    return cols, iter(rows)

@@ -1,0 +1,97 @@
+"""What the user tables hold at a commit, and writing such a state back into them.
+
+A state is a temp table (tbl, key, vid) naming, for every live object, the version it shows. The head's
+state is nsl_cur; an older commit's is computed from the history of its ancestors.
+"""
+from __future__ import annotations
+
+import itertools
+
+from . import rowtext
+from .commits import ancestors_sql
+from .database import Database, Table
+from .schema import quote
+
+_counter = itertools.count()
+
+
+def head_state(db: Database) -> str:
+    """A temp table holding the head's state (a copy of nsl_cur by table name)."""
+    name = f"nsl_state_{next(_counter)}"
+    db.conn.execute(f"CREATE TEMP TABLE {name}(tbl TEXT, key, vid INTEGER, PRIMARY KEY(tbl, key)) WITHOUT ROWID")
+    db.conn.execute(
+        f"INSERT INTO {name} SELECT t.name, c.key, c.vid FROM nsl_cur c JOIN nsl_table t ON t.tid=c.tid")
+    return name
+
+
+def state_at(db: Database, cid: int) -> str:
+    """A temp table holding the state at commit `cid`: the last line of each object among its ancestors."""
+    name = f"nsl_state_{next(_counter)}"
+    db.conn.execute(f"CREATE TEMP TABLE {name}(tbl TEXT, key, vid INTEGER, PRIMARY KEY(tbl, key)) WITHOUT ROWID")
+    linear = db.conn.execute(
+        "SELECT NOT EXISTS (SELECT 1 FROM nsl_plink GROUP BY child HAVING count(*) > 1) "
+        "AND NOT EXISTS (SELECT 1 FROM nsl_plink GROUP BY parent HAVING count(*) > 1)").fetchone()[0]
+    if linear:
+        # A straight history: the ancestors are exactly the commits up to cid, no recursion needed.
+        src = "SELECT tbl, key, max(vid) AS vid FROM nsl_version WHERE cid <= :cid GROUP BY tbl, key"
+    else:
+        src = (ancestors_sql() + " SELECT tbl, key, max(vid) AS vid FROM nsl_version "
+               "WHERE cid IN (SELECT cid FROM anc) GROUP BY tbl, key")
+    db.conn.execute(
+        f"INSERT INTO {name} SELECT s.tbl, s.key, s.vid FROM ({src}) s JOIN nsl_version v ON v.vid = s.vid "
+        f"WHERE v.op != 'D'", {"cid": cid})
+    return name
+
+
+def drop(db: Database, *names: str):
+    for n in names:
+        if n:
+            db.conn.execute(f"DROP TABLE IF EXISTS temp.{n}")
+
+
+def differences(db: Database, a: str, b: str, table: str | None = None, key=None):
+    """(tbl, key, vid_in_a or None, vid_in_b or None) for every object whose version differs."""
+    cond, params = "", []
+    if table is not None:
+        cond = " AND x.tbl = ?"
+        params.append(table)
+        if key is not None:
+            cond += " AND x.key = ?"
+            params.append(key)
+    sql = (
+        f"SELECT x.tbl, x.key, x.vid, y.vid FROM {a} x LEFT JOIN {b} y ON y.tbl=x.tbl AND y.key=x.key "
+        f"WHERE (y.vid IS NULL OR (y.vid != x.vid AND (SELECT uuid FROM nsl_version WHERE vid=y.vid) IS NOT "
+        f"(SELECT uuid FROM nsl_version WHERE vid=x.vid))){cond} "
+        f"UNION ALL "
+        f"SELECT x.tbl, x.key, NULL, x.vid FROM {b} x WHERE NOT EXISTS "
+        f"(SELECT 1 FROM {a} y WHERE y.tbl=x.tbl AND y.key=x.key){cond}"
+    )
+    return db.conn.execute(sql, params + params).fetchall()
+
+
+def write_rows(db: Database, tbl: Table, items) -> None:
+    """Make the user table show, for each (key, vid or None), that version's row or no row."""
+    keys = [k for k, _ in items]
+    for i in range(0, len(keys), 500):
+        part = keys[i:i + 500]
+        db.conn.execute(f"DELETE FROM {tbl.q} WHERE {tbl.qkey} IN ({','.join('?' * len(part))})", part)
+    vids = [v for _, v in items if v is not None]
+    groups: dict[str, list] = {}
+    for i in range(0, len(vids), 500):
+        part = vids[i:i + 500]
+        for (content,) in db.conn.execute(
+                f"SELECT content FROM nsl_version WHERE vid IN ({','.join('?' * len(part))})", part):
+            head, _, body = content.partition("\n")
+            groups.setdefault(head, []).append(body)
+    for head, bodies in groups.items():
+        cols = rowtext.decode_header(head)
+        # Only cells matter here: the user table holds SQL values, kinds live in the history.
+        dec = rowtext.decode_cell
+        rows = [[dec(c)[0] for c in body.split("|")] for body in bodies]
+        missing = [c for c in cols if c not in set(tbl.columns)]
+        for c in missing:
+            db.conn.execute(f"ALTER TABLE {tbl.q} ADD COLUMN {quote(c)}")
+            tbl.columns.append(c)
+        db.conn.executemany(
+            f"INSERT INTO {tbl.q} ({', '.join(quote(c) for c in cols)}) VALUES ({', '.join('?' * len(cols))})",
+            rows)

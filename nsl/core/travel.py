@@ -1,0 +1,155 @@
+"""Going back without losing anything: checkout (look at an old state), restore (bring an old state
+back as uncommitted changes) and revert (a new commit that undoes one)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import CheckedOut, RevertConflict, UncommittedChanges
+from . import commits, states
+from .commits import CommitWriter
+from .database import Database
+from .objects import WriteResult, _meta, resolve_key, status
+
+
+@dataclass
+class TravelResult:
+    commit: str | None      # the commit now shown (None: the head)
+    changed: int            # objects whose row was rewritten
+
+    def to_dict(self):
+        return {"commit": self.commit, "changed": self.changed}
+
+
+def _apply(db: Database, diffs, target_col: int) -> int:
+    """Rewrite user rows so each differing object shows the version in column `target_col` of diffs."""
+    by_table: dict[str, list] = {}
+    for d in diffs:
+        by_table.setdefault(d[0], []).append((d[1], d[target_col]))
+    for name, items in by_table.items():
+        tbl = db.table(name, missing_ok=True)
+        if tbl is not None:
+            states.write_rows(db, tbl, items)
+    return len(diffs)
+
+
+def _shown_state(db: Database) -> str:
+    co = db.meta("checkout")
+    if co:
+        cid, _ = commits.resolve(db, co)
+        return states.state_at(db, cid)
+    return states.head_state(db)
+
+
+def checkout(db: Database, ref: str) -> TravelResult:
+    """Make the user tables show the state at `ref` (read-only), or the head again for HEAD."""
+    with db.write(check_checkout=False):
+        back_to_head = ref.strip().upper() == "HEAD"
+        if not db.meta("checkout") and status(db):
+            raise UncommittedChanges("you have uncommitted changes; checkout would hide them")
+        cid, uuid = commits.resolve(db, ref)
+        src = _shown_state(db)
+        dst = states.head_state(db) if back_to_head else states.state_at(db, cid)
+        try:
+            n = _apply(db, states.differences(db, src, dst), 3)
+        finally:
+            states.drop(db, src, dst)
+        db.set_meta("checkout", None if back_to_head else uuid)
+        return TravelResult(None if back_to_head else uuid, n)
+
+
+def restore(db: Database, source: str = "HEAD", table: str | None = None, key=None) -> TravelResult:
+    """Put the state at `source` back into the user tables (all, one table, or one object) as
+    uncommitted changes, as `git restore --source` does; `nsl commit` records them."""
+    with db.write():
+        cid, uuid = commits.resolve(db, source)
+        tname, k = None, None
+        if table is not None:
+            tbl = db.table(table)
+            tname = tbl.name
+            if key is not None:
+                k = resolve_key(db, tbl, key)
+        src = states.head_state(db)
+        dst = states.state_at(db, cid)
+        try:
+            diffs = states.differences(db, src, dst, tname, k)
+            # Keys changed outside nsl since the head are rewritten too, so the result is exactly `source`.
+            cond, params = "", []
+            if tname is not None:
+                cond, params = " AND t.name = ?", [tname]
+                if k is not None:
+                    cond += " AND p.key = ?"
+                    params.append(k)
+            have = {(d[0], d[1]) for d in diffs}
+            for name, pk in db.conn.execute(
+                    f"SELECT t.name, p.key FROM nsl_pending p JOIN nsl_table t ON t.tid=p.tid WHERE 1{cond}",
+                    params).fetchall():
+                if (name, pk) not in have:
+                    row = db.conn.execute(f"SELECT vid FROM {dst} WHERE tbl=? AND key=?", (name, pk)).fetchone()
+                    diffs.append((name, pk, None, row[0] if row else None))
+            n = _apply(db, diffs, 3)
+            db.conn.executemany(
+                "INSERT OR IGNORE INTO nsl_pending(tid, key) SELECT tid, ? FROM nsl_table WHERE name=?",
+                [(d[1], d[0]) for d in diffs])
+        finally:
+            states.drop(db, src, dst)
+        return TravelResult(uuid, n)
+
+
+def revert(db: Database, ref: str, *, message=None, author=None) -> WriteResult:
+    """A new commit that undoes commit `ref`. Objects changed again since then make it refuse."""
+    with db.write():
+        if status(db):
+            raise UncommittedChanges("you have uncommitted changes; revert would mix them into its commit")
+        cid, uuid = commits.resolve(db, ref)
+        lines = db.conn.execute(
+            "SELECT tbl, key, op, uuid, parents FROM nsl_version WHERE cid=? ORDER BY vid", (cid,)).fetchall()
+        plan, conflicts = [], []
+        for tbl, key, op, vuuid, parents in lines:
+            cur = db.conn.execute(
+                "SELECT v.vid, v.uuid FROM nsl_cur c JOIN nsl_table t ON t.tid=c.tid "
+                "JOIN nsl_version v ON v.vid=c.vid WHERE t.name=? AND c.key=?", (tbl, key)).fetchone()
+            if (op == "D" and cur is not None) or (op != "D" and (cur is None or cur[1] != vuuid)):
+                conflicts.append(f"{tbl}/{key}")
+                continue
+            if op == "I":
+                plan.append((tbl, key, "D", None, cur[1]))
+            else:
+                parent = parents.split(",")[0]
+                prow = db.conn.execute(
+                    "SELECT vid FROM nsl_version WHERE tbl=? AND uuid=? ORDER BY vid LIMIT 1",
+                    (tbl, parent)).fetchone()
+                plan.append((tbl, key, "U", prow[0], cur[1] if cur else parent))
+        if conflicts:
+            raise RevertConflict(
+                f"cannot revert {uuid[:12]}: changed again since then: {', '.join(conflicts[:10])}"
+                + (" ..." if len(conflicts) > 10 else ""), objects=conflicts)
+        w = CommitWriter(db, _meta(message or f"Revert {uuid}", author, {"revert": uuid}))
+        out, curs, drops = [], [], []
+        for tbl, key, op, pvid, cur_uuid in plan:
+            tid = db.table(tbl).tid
+            vid = w.take_vids(1)
+            if op == "D":
+                out.append((vid, w.cid, tbl, key, "D", None, None, cur_uuid, None))
+                drops.append((tid, key))
+            else:
+                u, d, content = db.conn.execute(
+                    "SELECT uuid, digest, content FROM nsl_version WHERE vid=?", (pvid,)).fetchone()
+                out.append((vid, w.cid, tbl, key, "U", u, d, cur_uuid, content))
+                curs.append((tid, key, vid))
+        db.conn.executemany(
+            "INSERT INTO nsl_version(vid, cid, tbl, key, op, uuid, digest, parents, content) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", out)
+        by_table: dict[str, list] = {}
+        for tbl, key, op, pvid, _ in plan:
+            by_table.setdefault(tbl, []).append((key, pvid if op == "U" else None))
+        for tbl, items in by_table.items():
+            states.write_rows(db, db.table(tbl), items)
+        db.conn.executemany("INSERT OR REPLACE INTO nsl_cur(tid, key, vid) VALUES (?, ?, ?)", curs)
+        db.conn.executemany("DELETE FROM nsl_cur WHERE tid=? AND key=?", drops)
+        return WriteResult(w.seal(), len(out), [])
+
+
+def ensure_not_checked_out(db: Database):
+    co = db.meta("checkout")
+    if co:
+        raise CheckedOut(f"commit {co[:12]} is checked out", hint="run `nsl checkout HEAD` to return")

@@ -1,0 +1,134 @@
+"""The one error hierarchy of nsl: every failure the core can report, with the data it concerns.
+
+Each class carries its exit code (for the CLI) and HTTP status and stable code (for the server), so
+the two faces map errors in one place each and never guess.
+"""
+from __future__ import annotations
+
+
+class NslError(Exception):
+    """An operation failed; the database is unchanged."""
+
+    exit_code = 1
+    http_status = 500
+    code = "error"
+    hint: str | None = None
+
+    def __init__(self, message: str, *, hint: str | None = None, **data):
+        super().__init__(message)
+        self.message = message
+        if hint is not None:
+            self.hint = hint
+        self.data = data
+
+    def to_dict(self) -> dict:
+        out = {"code": self.code, "message": self.message}
+        if self.hint:
+            out["hint"] = self.hint
+        return out
+
+
+class BadInput(NslError):
+    """The input itself is wrong: invalid JSON, a bad name, an unknown operator."""
+
+    exit_code = 2
+    http_status = 400
+    code = "bad_input"
+
+
+class InvalidJSON(BadInput):
+    code = "invalid_json"
+
+
+class InvalidObject(BadInput):
+    http_status = 422
+    code = "invalid_object"
+
+
+class InvalidName(BadInput):
+    code = "invalid_name"
+
+
+class InvalidPredicate(BadInput):
+    code = "invalid_predicate"
+
+
+class ValueOutOfRange(BadInput):
+    http_status = 422
+    code = "value_out_of_range"
+
+
+class AmbiguousRef(BadInput):
+    code = "ambiguous_ref"
+
+
+class ReadOnlySQL(BadInput):
+    http_status = 403
+    code = "read_only"
+
+
+class NotANslDatabase(BadInput):
+    code = "not_nsl_database"
+    hint = "run `nsl init` to create a nsl database (or to adopt this SQLite file)"
+
+
+class NotFound(NslError):
+    http_status = 404
+    code = "not_found"
+
+
+class NoDatabase(NotFound):
+    code = "no_database"
+    hint = "run `nsl init` to create one, or point --db / NSL_DB at an existing nsl database"
+
+
+class UnknownTable(NotFound):
+    code = "unknown_table"
+
+
+class UnknownObject(NotFound):
+    code = "unknown_object"
+
+
+class UnknownCommit(NotFound):
+    code = "unknown_commit"
+
+
+class Locked(NslError):
+    http_status = 503
+    code = "locked"
+    hint = "another nsl process (or SQLite client) is writing; try again when it is done"
+
+
+class CheckedOut(NslError):
+    http_status = 409
+    code = "checked_out"
+
+
+class NothingToCommit(NslError):
+    http_status = 409
+    code = "nothing_to_commit"
+
+
+class UncommittedChanges(NslError):
+    http_status = 409
+    code = "uncommitted_changes"
+    hint = "record them with `nsl commit -m MSG` or discard them with `nsl restore`"
+
+
+class RevertConflict(NslError):
+    http_status = 409
+    code = "revert_conflict"
+
+
+class SQLError(BadInput):
+    """SQL given by the user failed inside SQLite."""
+
+    code = "sql_error"
+
+
+class IntegrityError(NslError):
+    """The database does not hold what its history says (verify found a difference)."""
+
+    http_status = 500
+    code = "integrity"
