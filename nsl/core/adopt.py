@@ -72,9 +72,8 @@ def init(path=None, *, hash_algo: str = "sha1", message: str | None = None) -> t
                 vid = w.take_vids(1)
                 rows.append((vid, w.cid, name, row[ki], "I", uuid, digest, None, content))
                 curs.append((tbl.tid, row[ki], vid))
-            db.conn.executemany(
-                "INSERT INTO nsl_version(vid, cid, tbl, key, op, uuid, digest, parents, content) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            if rows:
+                w.insert_lines(rows)
             db.conn.executemany("INSERT INTO nsl_cur(tid, key, vid) VALUES (?, ?, ?)", curs)
         if w is not None:
             res.commit = w.seal()

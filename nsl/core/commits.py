@@ -95,6 +95,31 @@ class CommitWriter:
         )
         self.cid = cur.lastrowid
         self.next_vid = (db.conn.execute("SELECT max(vid) FROM nsl_version").fetchone()[0] or 0) + 1
+        # The text is hashed as its lines are written (they arrive in vid order); a line changed in
+        # place (the same key twice in one save) makes seal() hash the stored lines again instead.
+        h = hasher(db.hash_algo)
+        self._whole = h(header_text(db.db_code, self.date, self.parents, self.meta).encode())
+        self._objs = h()
+        self._nlines = 0
+        self.dirty = False
+
+    def insert_lines(self, rows) -> None:
+        """Write commit lines (vid, cid, tbl, key, op, uuid, digest, parents, content), in vid order."""
+        if not rows:
+            return
+        self.db.conn.executemany(
+            "INSERT INTO nsl_version(vid, cid, tbl, key, op, uuid, digest, parents, content) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        chunk = "".join([line_text(r[4], r[2], r[5], r[6], r[7]) for r in rows]).encode("utf-8", "surrogatepass")
+        self._whole.update(chunk)
+        self._objs.update(chunk)
+        self._nlines += len(rows)
+
+    def checkpoint(self):
+        return self._whole.copy(), self._objs.copy(), self._nlines, self.next_vid
+
+    def rollback_to(self, cp):
+        self._whole, self._objs, self._nlines, self.next_vid = cp
 
     def take_vids(self, n: int) -> int:
         first = self.next_vid
@@ -104,8 +129,11 @@ class CommitWriter:
     def seal(self) -> str:
         """Compute the commit's uuid from its lines and link it into the history. Returns the uuid."""
         db = self.db
-        header = header_text(db.db_code, self.date, self.parents, self.meta)
-        uuid, objects_uuid, n = commit_hashes(db, self.cid, header)
+        if self.dirty:
+            header = header_text(db.db_code, self.date, self.parents, self.meta)
+            uuid, objects_uuid, n = commit_hashes(db, self.cid, header)
+        else:
+            uuid, objects_uuid, n = self._whole.hexdigest(), self._objs.hexdigest(), self._nlines
         if n == 0:
             raise NothingToCommit("nothing to commit: no object changed")
         db.conn.execute(

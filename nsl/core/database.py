@@ -98,6 +98,8 @@ class Database:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=OFF")
+        # Version uuids are random, so their index is written all over: give it room to stay in memory.
+        conn.execute("PRAGMA cache_size=-65536")
         from . import query
 
         query.register_functions(conn)

@@ -74,7 +74,8 @@ CREATE INDEX IF NOT EXISTS nsl_plink_child ON nsl_plink(child);
 CREATE TABLE IF NOT EXISTS nsl_leaf(cid INTEGER PRIMARY KEY);
 -- Present only inside nsl's own write transactions: tells the triggers not to record nsl's writes.
 CREATE TABLE IF NOT EXISTS nsl_busy(x);
-CREATE INDEX IF NOT EXISTS nsl_version_uuid ON nsl_version(uuid);
+-- Versions are found through their object: an index on the random uuids alone would cost more
+-- than the rest of a bulk save (inserts all over the tree), and every lookup knows the object.
 CREATE INDEX IF NOT EXISTS nsl_version_obj ON nsl_version(tbl, key);
 CREATE INDEX IF NOT EXISTS nsl_version_cid ON nsl_version(cid);
 """

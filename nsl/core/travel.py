@@ -116,8 +116,8 @@ def revert(db: Database, ref: str, *, message=None, author=None) -> WriteResult:
             else:
                 parent = parents.split(",")[0]
                 prow = db.conn.execute(
-                    "SELECT vid FROM nsl_version WHERE tbl=? AND uuid=? ORDER BY vid LIMIT 1",
-                    (tbl, parent)).fetchone()
+                    "SELECT vid FROM nsl_version WHERE tbl=? AND key=? AND uuid=? ORDER BY vid LIMIT 1",
+                    (tbl, key, parent)).fetchone()
                 plan.append((tbl, key, "U", prow[0], cur[1] if cur else parent))
         if conflicts:
             raise RevertConflict(
@@ -136,9 +136,7 @@ def revert(db: Database, ref: str, *, message=None, author=None) -> WriteResult:
                     "SELECT uuid, digest, content FROM nsl_version WHERE vid=?", (pvid,)).fetchone()
                 out.append((vid, w.cid, tbl, key, "U", u, d, cur_uuid, content))
                 curs.append((tid, key, vid))
-        db.conn.executemany(
-            "INSERT INTO nsl_version(vid, cid, tbl, key, op, uuid, digest, parents, content) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", out)
+        w.insert_lines(out)
         by_table: dict[str, list] = {}
         for tbl, key, op, pvid, _ in plan:
             by_table.setdefault(tbl, []).append((key, pvid if op == "U" else None))

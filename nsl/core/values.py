@@ -7,7 +7,6 @@ outside 64 bits are refused: SQLite cannot hold them and rounding them would los
 from __future__ import annotations
 
 import base64
-import re
 
 import orjson
 
@@ -15,9 +14,25 @@ from ..errors import InvalidJSON, InvalidObject, ValueOutOfRange
 from .rowtext import ABSENT, FALSE, JSON, TRUE
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-# orjson turns integer literals beyond 64 bits into floats without a word; a run of 19+ digits sends
-# the text to the exact (slower) stdlib parser, which keeps them as ints so they can be refused.
-_LONG_DIGITS = re.compile(rb"\d{19,}")
+# orjson turns integer literals beyond 64 bits into floats without a word, so text holding a run of
+# 19+ digits that is not part of a float literal goes to the exact (slower) stdlib parser, which keeps
+# such integers as ints so they can be refused. The scan is a translate + find: ~1 ms per MB.
+_DIGITS_TO_ZERO = bytes.maketrans(b"0123456789", b"0" * 10)
+_RUN = b"0" * 19
+
+
+def has_long_int(data: bytes) -> bool:
+    t = data.translate(_DIGITS_TO_ZERO)
+    pos = t.find(_RUN)
+    while pos >= 0:
+        end = pos + 19
+        while end < len(t) and t[end] == 48:
+            end += 1
+        # Digits after a decimal point or before an exponent belong to a float literal.
+        if data[pos - 1:pos] != b"." and data[end:end + 1] not in (b".", b"e", b"E"):
+            return True
+        pos = t.find(_RUN, end)
+    return False
 
 
 def _reject_constant(name):
@@ -29,7 +44,7 @@ def loads(data: bytes | str):
     if isinstance(data, str):
         data = data.encode("utf-8", "surrogatepass")
     try:
-        if _LONG_DIGITS.search(data) is None:
+        if not has_long_int(data):
             return orjson.loads(data)
         import json
 

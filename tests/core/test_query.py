@@ -1,0 +1,553 @@
+"""Predicate compiler: SQL results agree with matches(), MongoDB rules hold, bad input is refused,
+nothing reaches the SQL text unquoted, and plain columns keep their indexes."""
+from __future__ import annotations
+
+import random
+import sqlite3
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from nsl.core import query
+from nsl.core.query import Fields, compile_sort, compile_where, matches, register_functions
+from nsl.core.rowtext import ABSENT, header, typed_cell
+from nsl.core.values import to_cell
+from nsl.errors import InvalidPredicate
+
+TABLE = "docs"
+TID = 1
+
+
+def q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def build(conn, columns, objects, raw=()):
+    """A user table holding `objects` the way nsl stores them; ids in `raw` have no version content
+    (as if written by plain SQL). Returns Fields with json_columns as nsl would have recorded them."""
+    conn.execute("CREATE TABLE IF NOT EXISTS nsl_cur(tid, key, vid, PRIMARY KEY(tid, key)) WITHOUT ROWID")
+    conn.execute("CREATE TABLE IF NOT EXISTS nsl_version(vid INTEGER PRIMARY KEY, content TEXT)")
+    conn.execute(f"DROP TABLE IF EXISTS {q(TABLE)}")
+    conn.execute("DELETE FROM nsl_cur")
+    conn.execute("DELETE FROM nsl_version")
+    conn.execute(f"CREATE TABLE {q(TABLE)} ({', '.join(q(c) for c in columns)})")
+    head = header(columns)
+    for vid, obj in enumerate(objects, 1):
+        cells = [to_cell(obj[c]) if c in obj else (None, ABSENT) for c in columns]
+        conn.execute(
+            f"INSERT INTO {q(TABLE)} VALUES ({', '.join('?' * len(columns))})", [v for v, _ in cells]
+        )
+        if obj["id"] in raw:
+            continue
+        content = head + "\n" + "|".join(typed_cell(v, k) for v, k in cells)
+        conn.execute("INSERT INTO nsl_version VALUES (?, ?)", (vid, content))
+        conn.execute("INSERT INTO nsl_cur VALUES (?, ?, ?)", (TID, obj["id"], vid))
+    json_cols = {c for c in columns if any(isinstance(o.get(c), (list, dict)) for o in objects if o["id"] not in raw)}
+    return Fields(list(columns), json_cols)
+
+
+def find_sql(fields, pred, sort=None):
+    where, params = compile_where(pred, fields)
+    order = compile_sort(sort, fields)
+    sql = (
+        f"SELECT t.*, v.content FROM {q(TABLE)} AS t"
+        f" LEFT JOIN nsl_cur AS c ON c.tid = ? AND c.key = t.\"id\""
+        f" LEFT JOIN nsl_version AS v ON v.vid = c.vid"
+        f" WHERE {where}" + (f" ORDER BY {order}" if order else "") + " LIMIT ? OFFSET ?"
+    )
+    return sql, [TID, *params, -1, 0]
+
+
+def find_ids(conn, fields, pred, sort=None) -> list:
+    sql, params = find_sql(fields, pred, sort)
+    return [r[0] for r in conn.execute(sql, params)]
+
+
+def seen_by_sql(obj, raw):
+    """The object as the database can tell it: without content, NULL is absent and true is 1."""
+    if not raw:
+        return obj
+    return {k: (int(v) if isinstance(v, bool) else v) for k, v in obj.items() if v is not None}
+
+
+def connect(path=":memory:"):
+    conn = sqlite3.connect(str(path), isolation_level=None)
+    register_functions(conn)
+    return conn
+
+
+# --------------------------------------------------------------------------------------------------
+# 1. Property: SQL and matches() agree.
+
+COLUMNS = ["id", "a", "b", "c", "tags", "sub", "items"]
+# Small pools so that random predicates hit some rows and miss others.
+scalars = st.one_of(
+    st.integers(-1, 2),
+    st.sampled_from([0.5, 2.0, -1.5]),
+    st.sampled_from(["", "x", "y", "ab", "Xy", "5", "é", "a%b"]),
+    st.none(),
+)
+arrays = st.lists(scalars, max_size=3)
+sub_objects = st.fixed_dictionaries(
+    {}, optional={"x": st.one_of(scalars, arrays), "y": scalars, "z": st.fixed_dictionaries({}, optional={"w": scalars})}
+)
+MISSING = object()
+
+
+def _maybe(strategy):
+    # Keys are present three times in four: sparse objects make every predicate all-or-nothing.
+    return st.one_of(st.just(MISSING), strategy, strategy, strategy)
+
+
+objects = st.fixed_dictionaries(
+    {
+        "a": _maybe(scalars),  # never nested: a plain column, compiled to the sargable forms
+        "b": _maybe(st.one_of(scalars, arrays)),
+        "c": _maybe(st.one_of(st.booleans(), st.sampled_from(["x", "y"]), st.none())),  # the only booleans
+        "tags": _maybe(st.one_of(arrays, scalars, st.lists(arrays, max_size=2))),
+        "sub": _maybe(st.one_of(sub_objects, sub_objects, scalars, arrays, st.lists(sub_objects, max_size=2))),
+        "items": _maybe(st.one_of(st.lists(st.one_of(sub_objects, scalars), max_size=3), sub_objects)),
+    },
+).map(lambda o: {k: v for k, v in o.items() if v is not MISSING})
+datasets = st.lists(st.tuples(objects, st.booleans()), min_size=3, max_size=10).map(
+    lambda xs: ([{"id": i, **o} for i, (o, _) in enumerate(xs, 1)], {i for i, (_, r) in enumerate(xs, 1) if r})
+)
+
+PATHS = [
+    "a", "b", "c", "tags", "sub", "items", "A", "Sub.x", "sub.x", "sub.y", "sub.z.w", "sub.z", "sub.x.0",
+    "sub.0", "sub.0.x", "tags.0", "tags.1", "items.x", "items.y", "items.z.w", "items.0.x", "nope", "nope.x", "a.x",
+]
+POOL = [-1, 0, 1, 2, 0.5, 2.0, -1.5, "", "x", "y", "ab", "Xy", "5", "é", "a%b", None, True, False,
+        [], ["x"], [1, 2], ["x", None], {}, {"x": 1}, {"x": "y"}]
+ORDERED = [-1, 0, 1, 2, 0.5, 2.0, "", "x", "ab", "y", "Xy", None, True]
+REGEXES = ["^x", "y$", "a|b", "X", "^$", "é", r"\d", "^(x|ab)$"]
+LIKES = ["x%", "%b", "_", "A%", "%", "x_y", "", "a%b", "%Y"]
+
+
+def _paths_in(x, prefix, out):
+    """Dotted paths the value holds (through arrays of objects, as queries reach them) -> values."""
+    out.setdefault(prefix, []).append(x)
+    if isinstance(x, list):
+        for e in x:
+            out[prefix].append(e)
+            if isinstance(e, dict):
+                for k, v in e.items():
+                    _paths_in(v, f"{prefix}.{k}", out)
+    elif isinstance(x, dict):
+        for k, v in x.items():
+            _paths_in(v, f"{prefix}.{k}", out)
+    return out
+
+
+class PredicateMaker:
+    """Random predicates over every operator. Plain random draws from a seed hypothesis picks spread
+    over the operators evenly, where hypothesis' own strategies (and its `randoms()`) mostly try the
+    first choice. Paths and operands are often ones the data holds, so results are mixed."""
+
+    def __init__(self, rng, objs):
+        self.rng = rng
+        self.by_path = {}
+        for o in objs:
+            for k, x in o.items():
+                if k != "id":
+                    _paths_in(x, k, self.by_path)
+        self.path = None
+
+    def value(self):
+        found = self.by_path.get(self.path)
+        if found and self.rng.random() < 0.7:
+            return self.rng.choice(found)
+        return self.rng.choice(POOL)
+
+    def ordered(self):
+        vals = [v for v in self.by_path.get(self.path, ()) if isinstance(v, (int, float, str))]
+        return self.rng.choice(vals) if vals and self.rng.random() < 0.6 else self.rng.choice(ORDERED)
+
+    def op(self, depth):
+        rng = self.rng
+        kind = rng.choice(["$eq", "$ne", "$cmp", "$cmp", "$in", "$nin", "$exists", "$regex", "$like", "$not"])
+        if kind in ("$eq", "$ne"):
+            return {kind: self.value()}
+        if kind == "$cmp":
+            return {rng.choice(["$gt", "$gte", "$lt", "$lte"]): self.ordered()}
+        if kind in ("$in", "$nin"):
+            return {kind: [self.value() for _ in range(rng.randint(0, 3))]}
+        if kind == "$exists":
+            return {kind: rng.choice([True, False, 0, 1])}
+        if kind == "$regex":
+            opts = rng.choice(["", "", "i", "s", "im"])
+            return {"$regex": rng.choice(REGEXES), **({"$options": opts} if opts else {})}
+        if kind == "$like":
+            return {kind: rng.choice(LIKES)}
+        if depth > 0 and rng.random() < 0.8:
+            return {"$not": self.op_doc(depth - 1)}
+        return {"$not": rng.choice(REGEXES)}
+
+    def op_doc(self, depth):
+        doc = {}
+        for _ in range(self.rng.choice([1, 1, 2])):
+            doc.update(self.op(depth))
+        return doc
+
+    def condition(self):
+        return self.value() if self.rng.random() < 0.3 else self.op_doc(2)
+
+    def predicate(self, depth=0):
+        rng = self.rng
+        if depth < 2 and rng.random() < 0.3:
+            op = rng.choice(["$and", "$or", "$nor"])
+            return {op: [self.predicate(depth + 1) for _ in range(rng.randint(1, 3))]}
+        if rng.random() < 0.05:
+            return {}
+        pred = {}
+        for _ in range(rng.choice([1, 1, 2])):
+            known = list(self.by_path)
+            self.path = rng.choice(known) if known and rng.random() < 0.7 else rng.choice(PATHS)
+            pred[self.path] = self.condition()
+        return pred
+
+
+@pytest.fixture(scope="module")
+def prop_conn(tmp_path_factory):
+    conn = connect(tmp_path_factory.mktemp("query") / "prop.db")
+    yield conn
+    conn.close()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(dataset=datasets, data=st.data())
+def test_sql_agrees_with_matches(prop_conn, dataset, data):
+    objs, raw = dataset
+    fields = build(prop_conn, COLUMNS, objs, raw)
+    maker = PredicateMaker(random.Random(data.draw(st.integers(0, 2**32), label="seed")), objs)
+    for _ in range(8):
+        pred = maker.predicate()
+        got = sorted(find_ids(prop_conn, fields, pred))
+        want = sorted(o["id"] for o in objs if matches(pred, seen_by_sql(o, o["id"] in raw), fields))
+        assert got == want, (pred, fields.json_columns)
+
+
+@settings(max_examples=60, deadline=None)
+@given(objs=st.lists(objects, max_size=6), data=st.data())
+def test_matches_with_and_without_fields_agree_on_native_data(objs, data):
+    # With every nested column declared JSON, the table view changes nothing for native objects.
+    fields = Fields(COLUMNS, {"b", "c", "tags", "sub", "items", "a"})
+    maker = PredicateMaker(random.Random(data.draw(st.integers(0, 2**32), label="seed")), objs)
+    pred = maker.predicate()
+    for o in objs:
+        o = {"id": 0, **o}
+        assert matches(pred, o, fields) == matches(pred, o)
+
+
+# --------------------------------------------------------------------------------------------------
+# 2. The MongoDB rules, case by case.
+
+HAND_COLUMNS = ["id", "name", "n", "tags", "sub", "items", "nul", "flag"]
+HAND = [
+    {"id": 1, "name": "bob", "n": 5, "tags": ["x", "y"], "sub": {"x": 1, "y": "a"},
+     "items": [{"sku": "A", "q": 1}, {"sku": "B", "q": 5}]},
+    {"id": 2, "name": "alice", "n": 5.0, "tags": "x", "sub": {"x": [1, 2]}, "nul": None},
+    {"id": 3, "name": "Bob", "n": "5", "tags": [], "sub": "plain", "nul": 1},
+    {"id": 4, "n": None, "tags": ["z", ["x"]], "sub": {"x": None}, "items": {"sku": "A"}},
+    {"id": 5, "name": None, "n": 7, "flag": True},
+    {"id": 6, "name": "carol", "n": 2.5, "flag": False, "tags": [1, 5, 9]},
+    {"id": 7, "name": "dave", "n": None},  # written outside nsl: no content, so n is absent
+    {"id": 8, "sub": "{not json", "tags": "[x"},
+]
+HAND_RAW = {7}
+ALL = set(range(1, 9))
+
+CASES = [
+    # equality, missing and null
+    ({"name": "bob"}, {1}),
+    ({"name": {"$eq": "bob"}}, {1}),
+    ({"name": None}, {4, 5, 8}),
+    ({"name": {"$ne": None}}, {1, 2, 3, 6, 7}),
+    ({"name": {"$exists": True}}, {1, 2, 3, 5, 6, 7}),
+    ({"name": {"$exists": False}}, {4, 8}),
+    ({"n": {"$exists": True}}, {1, 2, 3, 4, 5, 6}),  # 4 holds an explicit null
+    ({"n": {"$exists": False}}, {7, 8}),  # 7: NULL without content is absent
+    ({"nul": None}, ALL - {3}),
+    ({"nul": {"$exists": True}}, {2, 3}),
+    ({"nul": {"$exists": 0}}, ALL - {2, 3}),
+    # type brackets
+    ({"n": 5}, {1, 2}),  # 5 == 5.0, never "5"
+    ({"n": 5.0}, {1, 2}),
+    ({"n": "5"}, {3}),
+    ({"n": {"$gt": 4}}, {1, 2, 5}),
+    ({"n": {"$gte": 5, "$lt": 7}}, {1, 2}),
+    ({"n": {"$lte": 2.5}}, {6}),
+    ({"n": {"$gt": "4"}}, {3}),
+    ({"n": {"$gt": None}}, set()),
+    ({"n": {"$gte": None}}, {4, 7, 8}),
+    ({"name": {"$gte": "b", "$lt": "c"}}, {1}),
+    ({"name": {"$lt": "a"}}, {3}),  # "Bob": uppercase sorts first
+    ({"n": {"$ne": 5}}, {3, 4, 5, 6, 7, 8}),
+    # booleans are 1/0 (documented deviation)
+    ({"flag": True}, {5}),
+    ({"flag": 1}, {5}),
+    ({"flag": False}, {6}),
+    # arrays
+    ({"tags": "x"}, {1, 2}),  # element or scalar; ["x"] inside an array is one level too deep
+    ({"tags": ["x"]}, {4}),  # an element equal to the array
+    ({"tags": ["x", "y"]}, {1}),  # the whole array
+    ({"tags": ["y", "x"]}, set()),
+    ({"tags": []}, {3}),
+    ({"tags": {"$ne": "x"}}, {3, 4, 5, 6, 7, 8}),
+    ({"tags": {"$nin": ["x", "z"]}}, {3, 5, 6, 7, 8}),
+    ({"tags": {"$gt": 4}}, {6}),
+    ({"tags": {"$gt": 4, "$lt": 6}}, {6}),  # 5 in one element
+    ({"tags": {"$in": [9, "y"]}}, {1, 6}),
+    ({"tags.0": "x"}, {1}),
+    ({"tags.1": ["x"]}, {4}),
+    # nested paths
+    ({"sub.x": 1}, {1, 2}),
+    ({"sub.y": "a"}, {1}),
+    ({"sub.x": None}, {3, 4, 5, 6, 7, 8}),
+    ({"sub.x": {"$exists": True}}, {1, 2, 4}),
+    ({"sub.x": {"$exists": False}}, {3, 5, 6, 7, 8}),
+    ({"sub.x": {"$ne": None}}, {1, 2}),
+    ({"sub.x.y": None}, ALL),
+    ({"sub": {"x": 1, "y": "a"}}, {1}),
+    ({"sub": {"y": "a", "x": 1}}, set()),  # key order matters, as in MongoDB
+    ({"sub": "plain"}, {3}),
+    ({"items.sku": "A"}, {1, 4}),  # through the array of objects, and into the object
+    ({"items.q": {"$gte": 5}}, {1}),
+    ({"items.0.sku": "A"}, {1}),
+    ({"items.1.sku": "A"}, set()),
+    ({"items.sku": {"$exists": True}}, {1, 4}),
+    # $not, $in, $nin with null
+    ({"n": {"$not": {"$gt": 4}}}, {3, 4, 6, 7, 8}),
+    ({"name": {"$not": {"$regex": "^b"}}}, {2, 3, 4, 5, 6, 7, 8}),
+    ({"name": {"$not": "^b"}}, {2, 3, 4, 5, 6, 7, 8}),
+    ({"name": {"$in": ["bob", "carol", None]}}, {1, 4, 5, 6, 8}),
+    ({"name": {"$in": []}}, set()),
+    ({"name": {"$nin": ["bob", None]}}, {2, 3, 6, 7}),
+    ({"n": {"$in": [5, "5"]}}, {1, 2, 3}),
+    # text operators
+    ({"name": {"$regex": "^b"}}, {1}),
+    ({"name": {"$regex": "^b", "$options": "i"}}, {1, 3}),
+    ({"name": {"$regex": "E$"}}, set()),
+    ({"name": {"$like": "B%"}}, {1, 3}),
+    ({"name": {"$like": "_a%"}}, {6, 7}),
+    ({"n": {"$like": "5"}}, {3}),  # only strings
+    # logic
+    ({"$or": [{"n": 7}, {"name": "alice"}]}, {2, 5}),
+    ({"$nor": [{"name": "bob"}, {"name": None}]}, {2, 3, 6, 7}),
+    ({"$and": [{"n": {"$gte": 2}}, {"n": {"$lt": 6}}]}, {1, 2, 6}),
+    ({"name": "bob", "n": 5}, {1}),
+    ({}, ALL),
+    (None, ALL),
+    # columns
+    ({"NAME": "bob"}, {1}),  # column names are case-insensitive
+    ({"nope": None}, ALL),
+    ({"nope": 1}, set()),
+    ({"nope": {"$exists": True}}, set()),
+    ({"nope": {"$ne": 1}}, ALL),
+    ({"nope.x": None}, ALL),
+    ({"name.x": None}, ALL),
+]
+
+
+@pytest.fixture
+def hand(tmp_path):
+    conn = connect(tmp_path / "hand.db")
+    fields = build(conn, HAND_COLUMNS, HAND, HAND_RAW)
+    assert fields.json_columns == {"tags", "sub", "items"}
+    yield conn, fields
+    conn.close()
+
+
+@pytest.mark.parametrize("pred,want", CASES, ids=[repr(c[0]) for c in CASES])
+def test_case(hand, pred, want):
+    conn, fields = hand
+    assert set(find_ids(conn, fields, pred)) == want
+    if pred is not None:
+        ref = {o["id"] for o in HAND if matches(pred, seen_by_sql(o, o["id"] in HAND_RAW), fields)}
+        assert ref == want
+
+
+def test_where_is_never_null(hand):
+    conn, fields = hand
+    for pred, _ in CASES:
+        where, params = compile_where(pred, fields)
+        sql = (f"SELECT ({where}) FROM {q(TABLE)} AS t LEFT JOIN nsl_cur AS c ON c.tid = ? AND c.key = t.id"
+               " LEFT JOIN nsl_version AS v ON v.vid = c.vid")
+        assert {r[0] for r in conn.execute(sql, [*params, TID])} <= {0, 1}, pred
+
+
+def test_matches_without_fields():
+    assert matches({"tags": "x"}, {"tags": ["x"]})
+    assert matches({"a": None}, {})
+    assert not matches({"a": {"$exists": True}}, {})
+    assert matches({"a": {"$exists": True}}, {"a": None})
+    assert matches({"A": 1}, {"a": 1})  # column names fold like SQLite's
+    assert not matches({"a.B": 1}, {"a": {"b": 1}})  # nested keys do not
+    assert matches({"a": 1}, {"a": True})
+
+
+def test_sort(hand):
+    conn, fields = hand
+    # NULL < numbers < text, ties by rowid
+    assert find_ids(conn, fields, None, "n") == [4, 7, 8, 6, 1, 2, 5, 3]
+    assert find_ids(conn, fields, None, "-n") == [3, 5, 1, 2, 6, 4, 7, 8]
+    # '[1,2]' (text) > 1 > NULLs; the NULLs by name (NULL first), then by rowid
+    assert find_ids(conn, fields, None, ["-sub.x", "name"]) == [2, 1, 4, 5, 8, 3, 6, 7]
+    assert find_ids(conn, fields, None, "-sub.x,name") == [2, 1, 4, 5, 8, 3, 6, 7]
+    assert find_ids(conn, fields, {"sub.x": {"$exists": True}}, "-sub.x") == [2, 1, 4]  # '[1,2]' text > 1 > null
+    assert find_ids(conn, fields, None, "nope,-id") == [8, 7, 6, 5, 4, 3, 2, 1]
+    assert find_ids(conn, fields, None, None) == list(range(1, 9))
+    assert compile_sort(None, fields) == "t.rowid"
+    assert compile_sort(" name , -n ", fields) == 't."name", t."n" DESC, t.rowid'
+    assert compile_sort("+N", fields) == 't."n", t.rowid'
+    assert compile_sort(None, Fields(["k"], set(), key="k", rowid=False)) == 't."k"'
+    assert compile_sort(None, Fields(["k"], set(), rowid=False)) == ""
+    for bad in ("a,,b", "-", ["a", ""], "sub..x", [1]):
+        with pytest.raises(InvalidPredicate):
+            compile_sort(bad, fields)
+
+
+# --------------------------------------------------------------------------------------------------
+# 3. Refused predicates and injection attempts.
+
+BAD = [
+    ({"$where": "1"}, "$where"),
+    ({"a": {"$size": 2}}, "$size"),
+    ({"a": {"$elemMatch": {}}}, "$elemMatch"),
+    ({"$gt": 1}, "$gt"),
+    ([], "JSON object"),
+    ("a", "JSON object"),
+    ({"a": {"$in": 5}}, "$in"),
+    ({"a": {"$nin": "x"}}, "$nin"),
+    ({"a": {"$exists": "yes"}}, "$exists"),
+    ({"a": {"$exists": 2}}, "$exists"),
+    ({"$and": []}, "$and"),
+    ({"$or": [1]}, "$or"),
+    ({"$nor": {"a": 1}}, "$nor"),
+    ({"$and": [{"a": {"$bad": 1}}]}, "$bad"),
+    ({"a": {"$regex": "("}}, "regular expression"),
+    ({"a": {"$regex": 5}}, "$regex"),
+    ({"a": {"$regex": "x", "$options": "q"}}, "$options"),
+    ({"a": {"$options": "i"}}, "$options"),
+    ({"a": {"$not": 5}}, "$not"),
+    ({"a": {"$not": {}}}, "$not"),
+    ({"a": {"$not": {"b": 1}}}, "$not"),
+    ({"a": {"$not": "("}}, "regular expression"),
+    ({"a": {"$like": 1}}, "$like"),
+    ({"a": {"$gt": [1]}}, "$gt"),
+    ({"a": {"$gt": 1, "b": 2}}, "mixes"),
+    ({"": 1}, "empty"),
+    ({"a..b": 1}, "empty"),
+    ({"a.": 1}, "empty"),
+    ({".a": 1}, "empty"),
+    ({"sub.x\"y": 1}, "double quote"),
+    ({"sub.x\\y": 1}, "backslash"),
+    ({"a": 2**70}, "64 bits"),
+    ({"a": float("nan")}, "NaN"),
+    ({"a": {"$eq": object()}}, "JSON value"),
+    ({"sub." + ".".join("x" * 9): 1}, "deep"),
+]
+
+
+@pytest.mark.parametrize("pred,word", BAD, ids=[repr(b[0]) for b in BAD])
+def test_invalid(pred, word):
+    fields = Fields(["a", "sub"], {"sub"})
+    with pytest.raises(InvalidPredicate) as e:
+        compile_where(pred, fields)
+    assert word in str(e.value)
+    with pytest.raises(InvalidPredicate):
+        matches(pred, {"a": 1}, fields)
+
+
+def test_unknown_operator_message_lists_supported():
+    with pytest.raises(InvalidPredicate) as e:
+        compile_where({"a": {"$size": 1}}, Fields(["a"]))
+    msg = str(e.value)
+    assert "$size" in msg and "$eq" in msg and "$regex" in msg and "$like" in msg
+    assert e.value.code == "invalid_predicate"
+
+
+EVIL = 'a"; DROP TABLE docs; --'
+
+
+def test_injection_is_harmless(hand):
+    conn, fields = hand
+    attempts = [
+        {EVIL: 1},
+        {EVIL: None},
+        {"name": EVIL},
+        {"name": {"$in": [EVIL, "x'); DROP TABLE docs; --"]}},
+        {"name": {"$regex": EVIL}},
+        {"name": {"$like": EVIL}},
+        {"sub.x'); DROP TABLE docs; --": 1},
+        {"sub": {EVIL: EVIL}},
+        {"tags": {"$gt": "'; DROP TABLE docs; --"}},
+    ]
+    for pred in attempts:
+        where, params = compile_where(pred, fields)
+        assert "DROP" not in where
+        find_ids(conn, fields, pred)
+    with pytest.raises(InvalidPredicate):
+        compile_where({'sub.x"]; DROP TABLE docs; --': 1}, fields)
+    for sort in (EVIL, "-" + EVIL, "sub.x'); DROP TABLE docs; --", ["name", EVIL]):
+        find_ids(conn, fields, None, sort)
+    assert conn.execute(f"SELECT count(*) FROM {q(TABLE)}").fetchone()[0] == len(HAND)
+
+
+def test_odd_column_names(tmp_path):
+    conn = connect(tmp_path / "odd.db")
+    cols = ["id", 'we"ird', "sp ace", "x'y"]
+    objs = [{"id": 1, 'we"ird': 1, "sp ace": {"k": "v"}, "x'y": "q"}, {"id": 2, 'we"ird': 2}]
+    fields = build(conn, cols, objs)
+    assert find_ids(conn, fields, {'WE"IRD': 2}) == [2]
+    assert find_ids(conn, fields, {"sp ace.k": "v"}) == [1]
+    assert find_ids(conn, fields, {"x'y": {"$exists": False}}) == [2]
+    assert find_ids(conn, fields, None, ["-we\"ird", "sp ace.k", "-x'y"]) == [2, 1]
+
+
+def test_non_json_text_is_not_parsed(tmp_path):
+    # Dotted paths into text that is not JSON must not raise "malformed JSON".
+    conn = connect(tmp_path / "t.db")
+    objs = [{"id": 1, "s": "[oops"}, {"id": 2, "s": "{\"a\":"}, {"id": 3, "s": {"a": 1}}, {"id": 4, "s": 7},
+            {"id": 5, "s": "[1, 2]"}]
+    fields = build(conn, ["id", "s"], objs)
+    assert find_ids(conn, fields, {"s.a": 1}) == [3]
+    assert find_ids(conn, fields, {"s.a": None}) == [1, 2, 4, 5]
+    # In a JSON column, text that is a JSON array is read as one (the documented deviation).
+    assert find_ids(conn, fields, {"s": 1}) == [5]
+    assert find_ids(conn, fields, {"s": "[oops"}) == [1]
+    assert find_ids(conn, fields, None, "s.a") == [1, 2, 4, 5, 3]
+
+
+def test_present_function():
+    cols = ["id", "a", "b"]
+    content = header(cols) + "\n" + "|".join([typed_cell(1), typed_cell(None), ABSENT])
+    f = query._sql_present
+    assert f(content, "id") == 1 and f(content, "A") == 1 and f(content, "b") == 0
+    assert f(content, "zzz") == 0 and f(None, "a") == 0 and f("garbage", "a") == 0 and f("", "a") == 0
+
+
+# --------------------------------------------------------------------------------------------------
+# 4. Plain columns keep their indexes.
+
+@pytest.mark.parametrize("pred,index", [
+    ({"name": "bob"}, "ix_name"),
+    ({"name": {"$in": ["bob", "carol"]}}, "ix_name"),
+    ({"name": {"$in": ["bob", None]}}, "ix_name"),
+    ({"name": None}, "ix_name"),
+    ({"name": {"$gte": "b", "$lt": "c"}}, "ix_name"),
+    ({"n": 5}, "ix_n"),
+    ({"n": {"$gt": 4}}, "ix_n"),
+    ({"n": {"$lte": 4}}, "ix_n"),
+    ({"name": "bob", "sub.x": 1}, "ix_name"),
+    ({"$and": [{"n": {"$gt": 1}}, {"tags": "x"}]}, "ix_n"),
+])
+def test_index_used(hand, pred, index):
+    conn, fields = hand
+    conn.execute(f"CREATE INDEX ix_name ON {q(TABLE)}(name)")
+    conn.execute(f"CREATE INDEX ix_n ON {q(TABLE)}(n)")
+    sql, params = find_sql(fields, pred)
+    plan = " / ".join(r[-1] for r in conn.execute("EXPLAIN QUERY PLAN " + sql, params))
+    assert f"USING INDEX {index}" in plan or f"USING COVERING INDEX {index}" in plan, plan
+    assert set(find_ids(conn, fields, pred)) == {o["id"] for o in HAND if matches(pred, seen_by_sql(o, o["id"] in HAND_RAW), fields)}
