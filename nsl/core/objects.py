@@ -106,7 +106,10 @@ def save(db: Database, table: str, objects: Iterable, *, key: str | None = None,
             seen_any = False
             for batch in _chunks(objects, BATCH):
                 seen_any = True
-                saver.add_batch(batch)
+                try:
+                    saver.add_batch(batch)
+                except UnicodeEncodeError:
+                    raise InvalidJSON("a string holds a lone surrogate (invalid Unicode); it cannot be stored") from None
             if not seen_any:
                 raise InvalidObject("nothing to save: the input holds no objects")
             saver.finish()
@@ -227,6 +230,8 @@ class _Saver:
                 t = type(v)
                 if t is str:
                     vals[i] = texts[i] = v
+                    if "\0" in v:
+                        texts[i] = v.partition("\0")[0]  # the CLI prints text as a C string
                     cells[i] = "t" + v.encode().hex().upper()
                 elif t is int:
                     if not INT64_MIN <= v <= INT64_MAX:
@@ -369,7 +374,7 @@ def _columnar(batch, cols, idx, hdr, sha, key_i):
             return None
         t = types.pop()
         if t is str:
-            text_cols[i] = colvals
+            text_cols[i] = colvals if "\0" not in "".join(colvals) else [x.partition("\0")[0] for x in colvals]
             cell_cols[i] = list(map("t".__add__, map(str.upper, map(bytes.hex, map(_encode, colvals)))))
         elif t is int:
             if min(colvals) < INT64_MIN or max(colvals) > INT64_MAX:
@@ -649,7 +654,7 @@ def status(db: Database) -> list[Change]:
 def _classify(db: Database, tbl: Table, row, cur):
     if row is None and cur is None:
         return None
-    old = None
+    old, cvals, ckinds = None, [], []
     if cur is not None:
         ccols, cvals, ckinds = rowtext.decode_content(cur[2])
         old = to_object(ccols, cvals, ckinds)
@@ -657,7 +662,13 @@ def _classify(db: Database, tbl: Table, row, cur):
             return None
     if row is None:
         return "deleted", old, None
-    new = _row_object(tbl.columns, row, cur[2] if cur else None, db, tbl.name, tbl.key_col)
+    found = version_by_row_text(db, tbl.name, tbl.columns, row, tbl.key_col)
+    if found is not None:
+        new = to_object(*rowtext.decode_content(found[2]))
+    else:
+        # What `nsl commit` will record: the row's values with the kinds they had before, where they fit.
+        kinds = inherit_kinds(row, cvals, ckinds) if cur is not None else inherit_kinds(row, [], [])
+        new = to_object(tbl.columns, row, kinds)
     return ("modified" if cur else "added"), old, new
 
 

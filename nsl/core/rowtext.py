@@ -50,7 +50,7 @@ def _cell_text(v) -> str:
         return ""
     t = type(v)
     if t is str:
-        return v
+        return v if "\0" not in v else v.partition("\0")[0]  # the CLI prints text as a C string
     if t is int:
         return str(v)
     if t is float:

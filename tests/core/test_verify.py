@@ -1,0 +1,113 @@
+"""verify catches tampering with the history and the user tables; rebuild regenerates derived state."""
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+import nsl
+
+
+def raw(db_path, sql, params=()):
+    """Tampering done behind nsl's back, the way an attacker with the sqlite3 CLI would."""
+    c = sqlite3.connect(db_path)
+    c.execute(sql, params)
+    c.commit()
+    c.close()
+
+
+@pytest.fixture
+def filled(db, db_path):
+    nsl.save(db, "t", [{"id": 1, "a": None, "b": "x", "c": 1}, {"id": 2, "a": "p|q", "b": "r", "c": 2.5}])
+    nsl.save(db, "t", [{"id": 1, "a": None, "b": "y", "c": 1}])
+    nsl.save(db, "u", [{"id": "k", "v": [1, 2]}])
+    assert nsl.verify(db).ok
+    return db, db_path
+
+
+def problems(db):
+    rep = nsl.verify(db)
+    assert not rep.ok
+    return "\n".join(rep.problems)
+
+
+def test_clean_database_verifies(filled):
+    db, _ = filled
+    rep = nsl.verify(db)
+    assert rep.ok and rep.commits == 3 and rep.versions == 4 and rep.rows == 3
+
+
+def test_null_changed_to_empty_text_in_history_is_caught(filled):
+    """Same row text (NULL and '' both print empty), different typed values."""
+    db, path = filled
+    vid, content = db.conn.execute(
+        "SELECT vid, content FROM nsl_version WHERE key=1 AND op='I'").fetchone()
+    cells = content.split("\n")[1].split("|")
+    assert cells[1] == "n"
+    cells[1] = "t"
+    raw(path, "UPDATE nsl_version SET content=? WHERE vid=?", (content.split("\n")[0] + "\n" + "|".join(cells), vid))
+    assert "typed values do not match the digest" in problems(db)
+
+
+def test_pipe_moved_between_text_columns_is_caught(filled):
+    db, path = filled
+    vid, content = db.conn.execute("SELECT vid, content FROM nsl_version WHERE key=2").fetchone()
+    head, body = content.split("\n")
+    cells = body.split("|")
+    cells[1] = "t" + "p".encode().hex().upper()          # a: 'p'
+    cells[2] = "t" + "q|r".encode().hex().upper()        # b: 'q|r'   (row text unchanged: 2|p|q|r|2.5)
+    raw(path, "UPDATE nsl_version SET content=? WHERE vid=?", (head + "\n" + "|".join(cells), vid))
+    out = problems(db)
+    assert "typed values do not match" in out and "row text does not hash" not in out
+
+
+def test_rewritten_digest_breaks_the_commit_hash(filled):
+    db, path = filled
+    vid, content = db.conn.execute("SELECT vid, content FROM nsl_version WHERE key=2").fetchone()
+    assert "r4004000000000000" in content  # c = 2.5
+    forged = content.replace("r4004000000000000", "r4008000000000000")  # c = 3.0
+    import hashlib
+    raw(path, "UPDATE nsl_version SET content=?, digest=? WHERE vid=?",
+        (forged, hashlib.sha1(forged.encode()).hexdigest(), vid))
+    assert "hashes to" in problems(db)
+
+
+def test_user_table_edit_without_triggers_is_caught(filled):
+    db, path = filled
+    c = sqlite3.connect(path)
+    c.execute("DELETE FROM nsl_pending")
+    for (name,) in c.execute("SELECT name FROM sqlite_master WHERE type='trigger'").fetchall():
+        c.execute(f'DROP TRIGGER "{name}"')
+    c.execute("UPDATE t SET b='' WHERE id=1")
+    c.execute("UPDATE t SET a='' WHERE id=1")  # NULL -> '' : same row text
+    c.commit()
+    c.close()
+    out = problems(db)
+    assert "t/1: column 'a'" in out or "t/1: column 'b'" in out
+    assert "trigger" in out
+
+
+def test_deleted_commit_is_caught(filled):
+    db, path = filled
+    raw(path, "DELETE FROM nsl_commit WHERE cid=(SELECT min(cid) FROM nsl_commit)")
+    assert "not an earlier commit" in problems(db)
+
+
+def test_uncommitted_changes_are_reported_not_failed(filled):
+    db, path = filled
+    raw(path, "UPDATE t SET b='z' WHERE id=2")
+    rep = nsl.verify(db)
+    assert rep.ok and rep.uncommitted == 1
+
+
+def test_rebuild_regenerates_derived_tables(filled):
+    db, path = filled
+    before = {r for r in db.conn.execute("SELECT tid, key, vid FROM nsl_cur")}
+    head = nsl.head(db)
+    raw(path, "DELETE FROM nsl_cur")
+    raw(path, "DELETE FROM nsl_leaf")
+    assert "run `nsl rebuild`" in problems(db)
+    res = nsl.rebuild(db)
+    assert res["head"] == head
+    assert {r for r in db.conn.execute("SELECT tid, key, vid FROM nsl_cur")} == before
+    assert nsl.verify(db).ok
