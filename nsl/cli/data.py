@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from ..core import objects, sql as sqlmod
+from ..core import bulk, objects, sql as sqlmod
 from ..core.schema import quote
 from ..core.values import loads
 from ..errors import BadInput, InvalidPredicate
@@ -53,11 +53,10 @@ def save(state, table, json_text, key, message, author, as_json):
         if json_text is None and sys.stdin.isatty():
             raise BadInput("no objects given: pass JSON as an argument or on stdin")
         stream = click.get_binary_stream("stdin")
-        objs = objects.iter_json_input(stream)
     else:
-        objs = objects.iter_json_input(io.BytesIO(json_text.encode("utf-8", "surrogatepass")))
+        stream = io.BufferedReader(io.BytesIO(json_text.encode("utf-8", "surrogatepass")))
     db = state.open()
-    res = objects.save(db, table, objs, key=key, message=message, author=author, collect_keys=as_json)
+    res = bulk.save_lines(db, table, stream, key=key, message=message, author=author, collect_keys=as_json)
     if as_json:
         emit_json(res.to_dict())
     elif res.commit:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import operator
 import os
@@ -92,6 +93,18 @@ def _create_table(db: Database, name: str, key_col: str, columns: list[str]) -> 
 def save(db: Database, table: str, objects: Iterable, *, key: str | None = None, message=None,
          author=None, meta=None, collect_keys: bool = False) -> WriteResult:
     """Save objects into `table` in one commit. New keys are inserted, existing keys get a new version."""
+    def feed(saver):
+        seen = False
+        for batch in _chunks(objects, BATCH):
+            seen = True
+            saver.add_batch(batch)
+        return seen
+
+    return save_with(db, table, feed, key=key, meta=_meta(message, author, meta), collect_keys=collect_keys)
+
+
+def save_with(db: Database, table: str, feed, *, key=None, meta=None, collect_keys=False) -> WriteResult:
+    """One save transaction; `feed(saver)` hands the objects to the saver and says if there were any."""
     check_table_name(table)
     if key is not None:
         check_column_name(key)
@@ -101,16 +114,8 @@ def save(db: Database, table: str, objects: Iterable, *, key: str | None = None,
             tbl = db.table(table, missing_ok=True)
             if tbl is not None and key is not None and key != tbl.key_col:
                 raise BadInput(f"table {tbl.name!r} is keyed by {tbl.key_col!r}, not {key!r}")
-            saver = _Saver(db, tbl, table, key or (tbl.key_col if tbl else "id"), _meta(message, author, meta),
-                           collect_keys)
-            seen_any = False
-            for batch in _chunks(objects, BATCH):
-                seen_any = True
-                try:
-                    saver.add_batch(batch)
-                except UnicodeEncodeError:
-                    raise InvalidJSON("a string holds a lone surrogate (invalid Unicode); it cannot be stored") from None
-            if not seen_any:
+            saver = _Saver(db, tbl, table, key or (tbl.key_col if tbl else "id"), meta or {}, collect_keys)
+            if not feed(saver):
                 raise InvalidObject("nothing to save: the input holds no objects")
             saver.finish()
             result.keys = saver.keys
@@ -141,22 +146,12 @@ class _Saver:
     def _prepare_columns(self, batch):
         """Check every object, give keys to those without, add new attributes as columns."""
         key_col = self.key_col
+        normalize(batch, key_col, self.pos)
         cols = self.tbl.columns if self.tbl else [key_col]
         known = set(cols)
         lower = {c.lower(): c for c in cols}
         new_cols = []
-        for i, obj in enumerate(batch):
-            if type(obj) is not dict:
-                raise InvalidObject(
-                    f"object {self.pos + i + 1}: expected a JSON object, got {_json_type(obj)}")
-            k = obj.get(key_col)
-            if k is None:
-                obj = {key_col: new_key(), **obj}
-                batch[i] = obj
-            elif type(k) is not str and type(k) is not int:
-                raise InvalidObject(
-                    f"object {self.pos + i + 1}: key {key_col!r} must be a string or an integer, "
-                    f"not {_json_type(k)}")
+        for obj in batch:
             if not known.issuperset(obj):
                 for a in obj:
                     if a in known:
@@ -196,77 +191,23 @@ class _Saver:
 
     def add_batch(self, batch):
         self._prepare_columns(batch)
+        rows, new_json = compute_rows(batch, self.tbl.columns, self.key_col, self.db.hash_algo, self.known_json)
+        self.add_rows(rows, new_json, self.tbl.columns, len(batch))
+
+    def add_rows(self, rows: dict, new_json: set, cols: list, count: int):
+        """Write rows computed by compute_rows (here or in a worker process) for columns `cols`."""
         tbl, db = self.tbl, self.db
-        cols = tbl.columns
-        n = len(cols)
-        idx = {c: i for i, c in enumerate(cols)}
-        hdr = header(cols) + "\n"
-        sha = self.sha
-        key_col = self.key_col
-        key_i = idx[key_col]
-        tblname = tbl.name
-        new_json = set()
-        rows = _columnar(batch, cols, idx, hdr, sha, key_i)
-        if rows is None:
-            rows = self._rowwise(batch, n, idx, hdr, sha, key_i, new_json)
-        self.pos += len(batch)
+        if cols != tbl.columns:
+            rows = _widen(rows, cols, tbl.columns, self.sha)
+        self.pos += count
+        new_json = new_json - self.known_json
         if new_json:
             db.conn.executemany("INSERT OR IGNORE INTO nsl_json_column(tid, name) VALUES (?, ?)",
                                 [(tbl.tid, c) for c in new_json])
             self.known_json |= new_json
         if self.collect:
             self.keys.extend(rows)
-        self._write(rows, n)
-
-    def _rowwise(self, batch, n, idx, hdr, sha, key_i, new_json):
-        """The general path: any mix of attributes and value types, one object at a time."""
-        rows = {}  # key -> (values, uuid, digest, content); later objects with the same key win
-        for obj in batch:
-            vals = [None] * n
-            texts = [""] * n
-            cells = ["-"] * n
-            for a, v in obj.items():
-                i = idx[a]
-                t = type(v)
-                if t is str:
-                    vals[i] = texts[i] = v
-                    if "\0" in v:
-                        texts[i] = v.partition("\0")[0]  # the CLI prints text as a C string
-                    cells[i] = "t" + v.encode().hex().upper()
-                elif t is int:
-                    if not INT64_MIN <= v <= INT64_MAX:
-                        raise ValueOutOfRange(
-                            f"integer {v} in {a!r} does not fit in 64 bits; store it as a string to keep it exact")
-                    vals[i] = v
-                    texts[i] = s = str(v)
-                    cells[i] = "i" + s
-                elif t is float:
-                    if v != v or v in (float("inf"), float("-inf")):
-                        raise ValueOutOfRange(f"{a!r}: NaN and infinity are not JSON numbers")
-                    vals[i] = v
-                    texts[i] = float_text(v)
-                    cells[i] = "r" + _pack(v).hex().upper()
-                elif v is None:
-                    cells[i] = "n"
-                elif t is bool:
-                    vals[i] = 1 if v else 0
-                    texts[i] = "1" if v else "0"
-                    cells[i] = "T" if v else "F"
-                elif t is dict or t is list:
-                    try:
-                        s = orjson.dumps(v).decode()
-                    except orjson.JSONEncodeError as e:
-                        raise ValueOutOfRange(f"{a!r}: {e}") from None
-                    vals[i] = texts[i] = s
-                    cells[i] = "j" + s.encode().hex().upper()
-                    if a not in self.known_json:
-                        new_json.add(a)
-                else:
-                    raise InvalidObject(f"{a!r}: cannot store a value of type {t.__name__}")
-            uuid = sha("|".join(texts).encode()).hexdigest()
-            content = hdr + "|".join(cells)
-            rows[vals[key_i]] = (vals, uuid, sha(content.encode()).hexdigest(), content)
-        return rows
+        self._write(rows, len(tbl.columns))
 
     def _existing(self, keys):
         """key -> (vid, uuid, cid) of the current version of each key that has one."""
@@ -384,7 +325,7 @@ def _columnar(batch, cols, idx, hdr, sha, key_i):
         elif t is float:
             if not all(map(_float_ok, colvals)):
                 return None
-            text_cols[i] = list(map(float_text, colvals))
+            text_cols[i] = _float_texts(colvals)
             cell_cols[i] = list(map("r".__add__, map(str.upper, map(bytes.hex, map(_pack, colvals)))))
         else:
             return None
@@ -400,6 +341,108 @@ def _columnar(batch, cols, idx, hdr, sha, key_i):
     values = map(list, zip(*vals_cols))
     keys = vals_cols[key_i]
     return dict(zip(keys, zip(values, uuids, digests, contents)))
+
+
+def normalize(batch: list, key_col: str, pos: int = 0) -> None:
+    """Check that each item is an object with a usable key; give a new key to those without one."""
+    for i, obj in enumerate(batch):
+        if type(obj) is not dict:
+            raise InvalidObject(f"object {pos + i + 1}: expected a JSON object, got {_json_type(obj)}")
+        k = obj.get(key_col)
+        if k is None:
+            batch[i] = {key_col: new_key(), **obj}
+        elif type(k) is not str and type(k) is not int:
+            raise InvalidObject(
+                f"object {pos + i + 1}: key {key_col!r} must be a string or an integer, not {_json_type(k)}")
+
+
+def compute_rows(batch, cols, key_col, algo, known_json=frozenset()):
+    """key -> (values, uuid, digest, content) for normalized objects whose attributes are all in
+    `cols`, plus the set of columns that got nested JSON. Pure computation: no database needed."""
+    idx = {c: i for i, c in enumerate(cols)}
+    hdr = header(cols) + "\n"
+    sha = rowtext.hasher(algo)
+    key_i = idx[key_col]
+    try:
+        rows = _columnar(batch, cols, idx, hdr, sha, key_i)
+        if rows is not None:
+            return rows, set()
+        new_json = set()
+        return _rowwise(batch, len(cols), idx, hdr, sha, key_i, new_json), new_json
+    except UnicodeEncodeError:
+        raise InvalidJSON("a string holds a lone surrogate (invalid Unicode); it cannot be stored") from None
+
+
+def _rowwise(batch, n, idx, hdr, sha, key_i, new_json):
+    """The general path: any mix of attributes and value types, one object at a time."""
+    rows = {}  # key -> (values, uuid, digest, content); later objects with the same key win
+    for obj in batch:
+        vals = [None] * n
+        texts = [""] * n
+        cells = ["-"] * n
+        for a, v in obj.items():
+            i = idx[a]
+            t = type(v)
+            if t is str:
+                vals[i] = texts[i] = v
+                if "\0" in v:
+                    texts[i] = v.partition("\0")[0]  # the CLI prints text as a C string
+                cells[i] = "t" + v.encode().hex().upper()
+            elif t is int:
+                if not INT64_MIN <= v <= INT64_MAX:
+                    raise ValueOutOfRange(
+                        f"integer {v} in {a!r} does not fit in 64 bits; store it as a string to keep it exact")
+                vals[i] = v
+                texts[i] = s = str(v)
+                cells[i] = "i" + s
+            elif t is float:
+                if v != v or v in (math.inf, -math.inf):
+                    raise ValueOutOfRange(f"{a!r}: NaN and infinity are not JSON numbers")
+                vals[i] = v
+                texts[i] = float_text(v)
+                cells[i] = "r" + _pack(v).hex().upper()
+            elif v is None:
+                cells[i] = "n"
+            elif t is bool:
+                vals[i] = 1 if v else 0
+                texts[i] = "1" if v else "0"
+                cells[i] = "T" if v else "F"
+            elif t is dict or t is list:
+                try:
+                    s = orjson.dumps(v).decode()
+                except orjson.JSONEncodeError as e:
+                    raise ValueOutOfRange(f"{a!r}: {e}") from None
+                vals[i] = texts[i] = s
+                cells[i] = "j" + s.encode().hex().upper()
+                new_json.add(a)
+            else:
+                raise InvalidObject(f"{a!r}: cannot store a value of type {t.__name__}")
+        uuid = sha("|".join(texts).encode()).hexdigest()
+        content = hdr + "|".join(cells)
+        rows[vals[key_i]] = (vals, uuid, sha(content.encode()).hexdigest(), content)
+    return rows
+
+
+def _widen(rows: dict, old_cols: list, cols: list, sha) -> dict:
+    """Rows computed before columns were added: the new columns are absent in each of them."""
+    extra = len(cols) - len(old_cols)
+    hdr = header(cols) + "\n"
+    out = {}
+    for k, (vals, _, _, content) in rows.items():
+        vals = list(vals) + [None] * extra
+        content = hdr + content.partition("\n")[2] + "|-" * extra
+        out[k] = (vals, sha(rowtext.row_text(vals)).hexdigest(), sha(content.encode()).hexdigest(), content)
+    return out
+
+
+def _float_texts(vals) -> list[str]:
+    """float_text over a column: format() runs in C, and only the few strings it leaves without a
+    decimal point (100 -> 100.0, 1e+20 -> 1.0e+20, -0 -> 0.0) are fixed in Python."""
+    out = list(map(format, vals, itertools.repeat(".15g")))
+    for j, s in enumerate(out):
+        if "." not in s or "e" in s:
+            out[j] = float_text(vals[j])
+    return out
 
 
 def _json_type(v) -> str:
