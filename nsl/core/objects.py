@@ -26,7 +26,7 @@ from ..errors import (
 from . import query, rowtext, schema
 from .commits import CommitWriter
 from .database import Database, Table, check_column_name, check_table_name
-from .rowtext import ABSENT, JSON, float_text, header, typed_cell
+from .rowtext import ABSENT, JSON, float_text, float_texts, header, typed_cell
 from .schema import quote
 from .values import INT64_MAX, INT64_MIN, has_long_int, inherit_kinds, plain_object, to_object
 
@@ -325,7 +325,7 @@ def _columnar(batch, cols, idx, hdr, sha, key_i):
         elif t is float:
             if not all(map(_float_ok, colvals)):
                 return None
-            text_cols[i] = _float_texts(colvals)
+            text_cols[i] = float_texts(colvals)
             cell_cols[i] = list(map("r".__add__, map(str.upper, map(bytes.hex, map(_pack, colvals)))))
         else:
             return None
@@ -432,16 +432,6 @@ def _widen(rows: dict, old_cols: list, cols: list, sha) -> dict:
         vals = list(vals) + [None] * extra
         content = hdr + content.partition("\n")[2] + "|-" * extra
         out[k] = (vals, sha(rowtext.row_text(vals)).hexdigest(), sha(content.encode()).hexdigest(), content)
-    return out
-
-
-def _float_texts(vals) -> list[str]:
-    """float_text over a column: format() runs in C, and only the few strings it leaves without a
-    decimal point (100 -> 100.0, 1e+20 -> 1.0e+20, -0 -> 0.0) are fixed in Python."""
-    out = list(map(format, vals, itertools.repeat(".15g")))
-    for j, s in enumerate(out):
-        if "." not in s or "e" in s:
-            out[j] = float_text(vals[j])
     return out
 
 
@@ -715,50 +705,75 @@ def _classify(db: Database, tbl: Table, row, cur):
     return ("modified" if cur else "added"), old, new
 
 
+def _pending_rows(db: Database):
+    """Per pending key, in one query per table: (tbl, key, row values or None, current version
+    (vid, uuid, content) or None, restored version hint (uuid, digest, content) or None)."""
+    for (tid,) in db.conn.execute("SELECT DISTINCT tid FROM nsl_pending ORDER BY tid").fetchall():
+        tbl = db.table_by_tid(tid)
+        n = len(tbl.columns)
+        cur = db.conn.execute(
+            f"SELECT p.key, t.{tbl.qkey} IS NOT NULL, c.vid, v.uuid, v.content, h.uuid, h.digest, h.content, t.* "
+            f"FROM nsl_pending p LEFT JOIN {tbl.q} t ON t.{tbl.qkey} = p.key "
+            f"LEFT JOIN nsl_cur c ON c.tid = p.tid AND c.key = p.key LEFT JOIN nsl_version v ON v.vid = c.vid "
+            f"LEFT JOIN nsl_version h ON h.vid = p.vid WHERE p.tid = ? ORDER BY p.key", (tid,))
+        while True:
+            batch = cur.fetchmany(2000)
+            if not batch:
+                break
+            for r in batch:
+                row = list(r[8:8 + n]) if r[1] else None
+                yield (tbl, r[0], row, (r[2], r[3], r[4]) if r[2] is not None else None,
+                       (r[5], r[6], r[7]) if r[5] is not None else None)
+
+
 def commit_pending(db: Database, *, message=None, author=None, meta=None) -> WriteResult:
     """Record the changes made outside nsl (noted by the triggers) as one commit."""
     with db.write():
         w = CommitWriter(db, _meta(message, author, meta))
         algo = db.hash_algo
         lines, curs, drops, json_cols = [], [], [], []
-        n = 0
-        for tbl, k, row, cur in _pending_changes(db):
+        for tbl, k, row, cur, hint in _pending_rows(db):
             if row is None:
-                if cur is None:
-                    continue
-                lines.append((w.take_vids(1), w.cid, tbl.name, k, "D", None, None, cur[1], None))
-                drops.append((tbl.tid, k))
-                n += 1
+                if cur is not None:
+                    lines.append((w.take_vids(1), w.cid, tbl.name, k, "D", None, None, cur[1], None))
+                    drops.append((tbl.tid, k))
                 continue
-            if cur is not None:
-                ccols, cvals, ckinds = rowtext.decode_content(cur[2])
-                if ccols == tbl.columns[:len(ccols)] and _same_values(row, cvals):
+            if hint is not None:
+                # Put back by `nsl restore` and untouched since (an edit would have cleared the hint):
+                # the row is that version, exact kinds and all, with no need to hash it again.
+                if cur is not None and cur[1] == hint[0]:
                     continue
-                kinds = inherit_kinds(row, cvals, ckinds)
+                uuid, digest, content = hint
             else:
-                kinds = inherit_kinds(row, [], [])
-            found = version_by_row_text(db, tbl.name, tbl.columns, row, tbl.key_col)
-            if found is not None:
-                # The row is an earlier version brought back (restore): it keeps its exact kinds.
-                uuid, digest, content = found
-            else:
-                for c, v, kd in zip(tbl.columns, row, kinds):
-                    if kd == JSON:
-                        json_cols.append((tbl.tid, c))
-                uuid, digest, content = version_of(tbl.columns, row, kinds, algo)
+                if cur is not None:
+                    ccols, cvals, ckinds = rowtext.decode_content(cur[2])
+                    if ccols == tbl.columns[:len(ccols)] and _same_values(row, cvals):
+                        continue
+                    kinds = inherit_kinds(row, cvals, ckinds)
+                else:
+                    kinds = inherit_kinds(row, [], [])
+                found = version_by_row_text(db, tbl.name, tbl.columns, row, tbl.key_col)
+                if found is not None:
+                    # The row is an earlier version brought back by hand: it keeps its exact kinds.
+                    uuid, digest, content = found
+                else:
+                    for c, kd in zip(tbl.columns, kinds):
+                        if kd == JSON:
+                            json_cols.append((tbl.tid, c))
+                    uuid, digest, content = version_of(tbl.columns, row, kinds, algo)
             vid = w.take_vids(1)
             op, parents = ("U", cur[1]) if cur is not None else ("I", None)
             lines.append((vid, w.cid, tbl.name, k, op, uuid, digest, parents, content))
             curs.append((tbl.tid, k, vid))
-            n += 1
-        w.insert_lines(lines)
+        if lines:
+            w.insert_lines(lines)
         db.conn.executemany("INSERT OR REPLACE INTO nsl_cur(tid, key, vid) VALUES (?, ?, ?)", curs)
         db.conn.executemany("DELETE FROM nsl_cur WHERE tid=? AND key=?", drops)
         db.conn.executemany("INSERT OR IGNORE INTO nsl_json_column(tid, name) VALUES (?, ?)", json_cols)
         db.conn.execute("DELETE FROM nsl_pending")
         if not lines:
             raise NothingToCommit("nothing to commit: no tracked table changed since the last commit")
-        return WriteResult(w.seal(), n, [])
+        return WriteResult(w.seal(), len(lines), [])
 
 
 def row_hash(db: Database, table: str, key) -> str:

@@ -59,9 +59,12 @@ CREATE TABLE IF NOT EXISTS nsl_cur(
   PRIMARY KEY(tid, key)
 ) WITHOUT ROWID;
 -- Keys changed in user tables and not yet committed (filled by triggers, in plain SQL).
+-- vid: set by `nsl restore` to the version it put back, so `nsl commit` need not hash the row again;
+-- any later edit replaces the row and clears it.
 CREATE TABLE IF NOT EXISTS nsl_pending(
   tid INTEGER NOT NULL,
   key,
+  vid INTEGER,
   PRIMARY KEY(tid, key)
 ) WITHOUT ROWID;
 -- Commit parent links.
@@ -103,12 +106,12 @@ def trigger_sql(tid: int, table: str, key_col: str) -> list[str]:
     name = lambda op: quote(f"nsl_{op}_{tid}")  # noqa: E731
     return [
         f"CREATE TRIGGER IF NOT EXISTS {name('ins')} AFTER INSERT ON {q} {guard} BEGIN "
-        f"INSERT OR IGNORE INTO nsl_pending(tid, key) VALUES ({t}, NEW.{k}); END",
+        f"INSERT OR REPLACE INTO nsl_pending(tid, key) VALUES ({t}, NEW.{k}); END",
         f"CREATE TRIGGER IF NOT EXISTS {name('upd')} AFTER UPDATE ON {q} {guard} BEGIN "
-        f"INSERT OR IGNORE INTO nsl_pending(tid, key) VALUES ({t}, OLD.{k}); "
-        f"INSERT OR IGNORE INTO nsl_pending(tid, key) VALUES ({t}, NEW.{k}); END",
+        f"INSERT OR REPLACE INTO nsl_pending(tid, key) VALUES ({t}, OLD.{k}); "
+        f"INSERT OR REPLACE INTO nsl_pending(tid, key) VALUES ({t}, NEW.{k}); END",
         f"CREATE TRIGGER IF NOT EXISTS {name('del')} AFTER DELETE ON {q} {guard} BEGIN "
-        f"INSERT OR IGNORE INTO nsl_pending(tid, key) VALUES ({t}, OLD.{k}); END",
+        f"INSERT OR REPLACE INTO nsl_pending(tid, key) VALUES ({t}, OLD.{k}); END",
     ]
 
 

@@ -69,6 +69,49 @@ def differences(db: Database, a: str, b: str, table: str | None = None, key=None
     return db.conn.execute(sql, params + params).fetchall()
 
 
+def is_linear(db: Database) -> bool:
+    """True while no commit has two parents or two children: then the ancestors of a commit are
+    exactly the commits before it, and going back needs only what changed since."""
+    return db.conn.execute(
+        "SELECT NOT EXISTS (SELECT 1 FROM nsl_plink GROUP BY child HAVING count(*) > 1) "
+        "AND NOT EXISTS (SELECT 1 FROM nsl_plink GROUP BY parent HAVING count(*) > 1)").fetchone()[0]
+
+
+def objects_table(db: Database) -> str:
+    """A fresh temp table (tbl, key) to collect the objects an operation looks at."""
+    name = f"nsl_objs_{next(_counter)}"
+    db.conn.execute(f"CREATE TEMP TABLE {name}(tbl TEXT, key, PRIMARY KEY(tbl, key)) WITHOUT ROWID")
+    return name
+
+
+def add_touched_after(db: Database, objs: str, cid: int, table: str | None = None, key=None) -> None:
+    """Add to `objs` every object some commit after `cid` changed (linear history)."""
+    sql, params = f"INSERT OR IGNORE INTO temp.{objs} SELECT tbl, key FROM nsl_version WHERE cid > ?", [cid]
+    if table is not None:
+        sql += " AND tbl = ?"
+        params.append(table)
+        if key is not None:
+            sql += " AND key = ?"
+            params.append(key)
+    db.conn.execute(sql, params)
+
+
+def _version_expr(cid: int | None) -> tuple[str, list]:
+    """SQL for the version object o shows at commit `cid` (None: the head), NULL when it has none."""
+    if cid is None:
+        return ("(SELECT c.vid FROM nsl_cur c JOIN nsl_table t ON t.tid = c.tid "
+                "WHERE t.name = o.tbl AND c.key = o.key)"), []
+    return ("(SELECT CASE WHEN v.op = 'D' THEN NULL ELSE v.vid END FROM nsl_version v "
+            "WHERE v.tbl = o.tbl AND v.key = o.key AND v.cid <= ? ORDER BY v.vid DESC LIMIT 1)"), [cid]
+
+
+def compare(db: Database, objs: str, a_cid: int | None, b_cid: int | None) -> list[tuple]:
+    """(tbl, key, vid at a, vid at b) for each object of `objs` (linear history; None: the head)."""
+    ea, pa = _version_expr(a_cid)
+    eb, pb = _version_expr(b_cid)
+    return db.conn.execute(f"SELECT o.tbl, o.key, {ea}, {eb} FROM temp.{objs} o", pa + pb).fetchall()
+
+
 def write_rows(db: Database, tbl: Table, items) -> None:
     """Make the user table show, for each (key, vid or None), that version's row or no row."""
     keys = [k for k, _ in items]
@@ -85,9 +128,8 @@ def write_rows(db: Database, tbl: Table, items) -> None:
             groups.setdefault(head, []).append(body)
     for head, bodies in groups.items():
         cols = rowtext.decode_header(head)
-        # Only cells matter here: the user table holds SQL values, kinds live in the history.
-        dec = rowtext.decode_cell
-        rows = [[dec(c)[0] for c in body.split("|")] for body in bodies]
+        # Only values matter here: the user table holds SQL values, kinds live in the history.
+        rows = rowtext.decode_bodies(bodies, len(cols))
         missing = [c for c in cols if c not in set(tbl.columns)]
         for c in missing:
             db.conn.execute(f"ALTER TABLE {tbl.q} ADD COLUMN {quote(c)}")

@@ -44,15 +44,29 @@ def checkout(db: Database, ref: str) -> TravelResult:
     """Make the user tables show the state at `ref` (read-only), or the head again for HEAD."""
     with db.write(check_checkout=False):
         back_to_head = ref.strip().upper() == "HEAD"
-        if not db.meta("checkout") and status(db):
+        co = db.meta("checkout")
+        if not co and status(db):
             raise UncommittedChanges("you have uncommitted changes; checkout would hide them")
         cid, uuid = commits.resolve(db, ref)
-        src = _shown_state(db)
-        dst = states.head_state(db) if back_to_head else states.state_at(db, cid)
-        try:
-            n = _apply(db, states.differences(db, src, dst), 3)
-        finally:
-            states.drop(db, src, dst)
+        if states.is_linear(db):
+            shown = commits.resolve(db, co)[0] if co else None
+            target = None if back_to_head else cid
+            n = 0
+            if shown != target:
+                # Only objects changed after the older of the two commits can differ between them.
+                objs = states.objects_table(db)
+                try:
+                    states.add_touched_after(db, objs, min(c for c in (shown, target) if c is not None))
+                    n = _apply(db, [d for d in states.compare(db, objs, shown, target) if d[2] != d[3]], 3)
+                finally:
+                    states.drop(db, objs)
+        else:
+            src = _shown_state(db)
+            dst = states.head_state(db) if back_to_head else states.state_at(db, cid)
+            try:
+                n = _apply(db, states.differences(db, src, dst), 3)
+            finally:
+                states.drop(db, src, dst)
         db.set_meta("checkout", None if back_to_head else uuid)
         return TravelResult(None if back_to_head else uuid, n)
 
@@ -68,30 +82,46 @@ def restore(db: Database, source: str = "HEAD", table: str | None = None, key=No
             tname = tbl.name
             if key is not None:
                 k = resolve_key(db, tbl, key)
-        src = states.head_state(db)
-        dst = states.state_at(db, cid)
+        cond, params = "", []
+        if tname is not None:
+            cond, params = " AND t.name = ?", [tname]
+            if k is not None:
+                cond += " AND p.key = ?"
+                params.append(k)
+        objs = states.objects_table(db)
         try:
-            diffs = states.differences(db, src, dst, tname, k)
             # Keys changed outside nsl since the head are rewritten too, so the result is exactly `source`.
-            cond, params = "", []
-            if tname is not None:
-                cond, params = " AND t.name = ?", [tname]
-                if k is not None:
-                    cond += " AND p.key = ?"
-                    params.append(k)
-            have = {(d[0], d[1]) for d in diffs}
-            for name, pk in db.conn.execute(
-                    f"SELECT t.name, p.key FROM nsl_pending p JOIN nsl_table t ON t.tid=p.tid WHERE 1{cond}",
-                    params).fetchall():
-                if (name, pk) not in have:
-                    row = db.conn.execute(f"SELECT vid FROM {dst} WHERE tbl=? AND key=?", (name, pk)).fetchone()
-                    diffs.append((name, pk, None, row[0] if row else None))
+            db.conn.execute(f"INSERT OR IGNORE INTO temp.{objs} SELECT t.name, p.key FROM nsl_pending p "
+                            f"JOIN nsl_table t ON t.tid = p.tid WHERE 1{cond}", params)
+            if states.is_linear(db):
+                states.add_touched_after(db, objs, cid, tname, k)
+                rows = states.compare(db, objs, None, cid)
+            else:
+                dst = states.state_at(db, cid)
+                try:
+                    db.conn.execute(f"INSERT OR IGNORE INTO temp.{objs} SELECT tbl, key FROM "
+                                    f"(SELECT tbl, key FROM temp.{dst} UNION SELECT t.name, c.key FROM nsl_cur c "
+                                    f"JOIN nsl_table t ON t.tid = c.tid) WHERE (? IS NULL OR tbl = ?) "
+                                    f"AND (? IS NULL OR key = ?)", (tname, tname, k, k))
+                    rows = db.conn.execute(
+                        f"SELECT o.tbl, o.key, (SELECT c.vid FROM nsl_cur c JOIN nsl_table t ON t.tid=c.tid "
+                        f"WHERE t.name=o.tbl AND c.key=o.key), (SELECT d.vid FROM temp.{dst} d WHERE "
+                        f"d.tbl=o.tbl AND d.key=o.key) FROM temp.{objs} o").fetchall()
+                finally:
+                    states.drop(db, dst)
+            pending = {(r[0], r[1]) for r in db.conn.execute(
+                f"SELECT t.name, p.key FROM nsl_pending p JOIN nsl_table t ON t.tid = p.tid WHERE 1{cond}", params)}
+            diffs = [r for r in rows if r[2] != r[3] or (r[0], r[1]) in pending]
             n = _apply(db, diffs, 3)
-            db.conn.executemany(
-                "INSERT OR IGNORE INTO nsl_pending(tid, key) SELECT tid, ? FROM nsl_table WHERE name=?",
-                [(d[1], d[0]) for d in diffs])
+            # The rewritten objects are uncommitted changes now, each remembering the version it shows;
+            # those back at the head's version are not changes at all.
+            tids = {t.name: t.tid for t in db.tables()}
+            db.conn.executemany("INSERT OR REPLACE INTO nsl_pending(tid, key, vid) VALUES (?, ?, ?)",
+                                [(tids[d[0]], d[1], d[3]) for d in diffs if d[2] != d[3]])
+            db.conn.executemany("DELETE FROM nsl_pending WHERE tid = ? AND key = ?",
+                                [(tids[d[0]], d[1]) for d in diffs if d[2] == d[3]])
         finally:
-            states.drop(db, src, dst)
+            states.drop(db, objs)
         return TravelResult(uuid, n)
 
 

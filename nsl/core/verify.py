@@ -2,6 +2,7 @@
 derived table from the artifacts, as `fossil rebuild` does."""
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 
 from . import commits, rowtext, schema, states
@@ -29,58 +30,96 @@ class VerifyReport:
 
 
 MAX_PROBLEMS = 1000
+_utf8 = operator.methodcaller("encode", "utf-8", "surrogatepass")
 
 
 def verify(db: Database) -> VerifyReport:
+    """Recompute every hash (versions, typed digests, commits, head) and compare the user tables with
+    the state the history gives them. Nothing is changed."""
     with db.read():
         rep = VerifyReport(commits.head(db))
-        p = rep.problems
         h = rowtext.hasher(db.hash_algo)
-        seen_uuid = {}
-        key_cols = {n: k for n, k in db.conn.execute("SELECT name, key_col FROM nsl_table")}
-        cur = db.conn.execute(
-            "SELECT vid, tbl, key, op, uuid, digest, parents, content FROM nsl_version ORDER BY vid")
-        while True:
-            batch = cur.fetchmany(2000)
-            if not batch:
-                break
-            for vid, tbl, key, op, uuid, digest, parents, content in batch:
-                rep.versions += 1
-                where = f"version {uuid or vid} ({tbl}/{key})"
-                if op == "D":
-                    if not parents:
-                        p.append(f"{where}: deletion names no parent version")
-                    elif (tbl, parents) not in seen_uuid:
-                        p.append(f"{where}: deleted version {parents[:12]} is not earlier in the history")
-                    continue
-                if op not in ("I", "U") or content is None:
-                    p.append(f"{where}: malformed line (op {op!r})")
-                    continue
-                try:
-                    cols, vals, kinds = decode_content(content)
-                except (ValueError, UnicodeDecodeError) as e:
-                    p.append(f"{where}: content cannot be decoded: {e}")
-                    continue
-                if h(row_text(vals)).hexdigest() != uuid:
-                    p.append(f"{where}: row text does not hash to the version uuid")
-                if h(content.encode("utf-8", "surrogatepass")).hexdigest() != digest:
-                    p.append(f"{where}: typed values do not match the digest recorded in its commit")
-                kc = key_cols.get(tbl)
-                if kc is not None:
-                    if kc not in cols or vals[cols.index(kc)] != key or type(vals[cols.index(kc)]) is not type(key):
-                        p.append(f"{where}: stored key does not match the version's key column")
-                if op == "U":
-                    for par in (parents or "").split(","):
-                        if (tbl, par) not in seen_uuid:
-                            p.append(f"{where}: parent version {par[:12]} is not earlier in the history")
-                seen_uuid[(tbl, uuid)] = vid
-            if len(p) > MAX_PROBLEMS:
-                break
-        seen_uuid = None
-        _verify_commits(db, rep, h)
-        _verify_derived(db, rep)
-        _verify_tables(db, rep)
+        _verify_versions(db, rep, h)
+        if len(rep.problems) <= MAX_PROBLEMS:
+            _verify_lineage(db, rep)
+            _verify_commits(db, rep, h)
+            _verify_derived(db, rep)
+            _verify_tables(db, rep)
         return rep
+
+
+def _verify_versions(db: Database, rep: VerifyReport, h):
+    """Each version's row text hashes to its uuid and its typed encoding to its digest; its stored
+    key is its key column's value. Batches are grouped by header and checked a column at a time."""
+    p = rep.problems
+    key_cols = {n: k for n, k in db.conn.execute("SELECT name, key_col FROM nsl_table")}
+    hexd = operator.methodcaller("hexdigest")
+    cur = db.conn.execute("SELECT vid, tbl, key, op, uuid, digest, parents, content FROM nsl_version")
+    while len(p) <= MAX_PROBLEMS:
+        batch = cur.fetchmany(5000)
+        if not batch:
+            break
+        rep.versions += len(batch)
+        groups: dict[str, list] = {}
+        for r in batch:
+            op, content = r[3], r[7]
+            if op == "D":
+                if not r[6]:
+                    p.append(f"version {r[0]} ({r[1]}/{r[2]}): deletion names no parent version")
+                continue
+            if op not in ("I", "U") or content is None:
+                p.append(f"version {r[4] or r[0]} ({r[1]}/{r[2]}): malformed line (op {op!r})")
+                continue
+            head, _, body = content.partition("\n")
+            groups.setdefault(head, []).append((r, body))
+        for head, items in groups.items():
+            try:
+                cols = rowtext.decode_header(head)
+                bodies = [b for _, b in items]
+                texts = rowtext.cells_row_texts(bodies, len(cols))
+            except (ValueError, UnicodeDecodeError) as e:
+                for r, _ in items:
+                    p.append(f"version {r[4]} ({r[1]}/{r[2]}): content cannot be decoded: {e}")
+                continue
+            uuids = list(map(hexd, map(h, texts)))
+            prefix = head + "\n"
+            digests = list(map(hexd, map(h, map(_utf8, map(prefix.__add__, bodies)))))
+            rows = [r for r, _ in items]
+            if uuids != [r[4] for r in rows] or digests != [r[5] for r in rows]:
+                for r, u, d in zip(rows, uuids, digests):
+                    where = f"version {r[4]} ({r[1]}/{r[2]})"
+                    if u != r[4]:
+                        p.append(f"{where}: row text does not hash to the version uuid")
+                    if d != r[5]:
+                        p.append(f"{where}: typed values do not match the digest recorded in its commit")
+            kc = key_cols.get(rows[0][1])
+            if kc is not None:
+                if kc not in cols:
+                    p.extend(f"version {r[4]} ({r[1]}/{r[2]}): has no key column {kc!r}" for r in rows)
+                    continue
+                ki = cols.index(kc)
+                # Keys are text or integers, never a JSON kind: their cells compare as encoded.
+                stored = rowtext.encode_values([(r[2],) for r in rows], 1)
+                actual = [b.split("|", ki + 1)[ki] for b in bodies]
+                if stored != actual:
+                    for r, a, b in zip(rows, actual, stored):
+                        if a != b:
+                            p.append(f"version {r[4]} ({r[1]}/{r[2]}): stored key does not match the version's key column")
+
+
+def _verify_lineage(db: Database, rep: VerifyReport):
+    """Every updated or deleted version names parents that are earlier versions of the same object."""
+    p = rep.problems
+    for vid, tbl, key, uuid, parents in db.conn.execute(
+            "SELECT v.vid, v.tbl, v.key, v.uuid, v.parents FROM nsl_version v WHERE v.op IN ('U', 'D') "
+            "AND NOT EXISTS (SELECT 1 FROM nsl_version x WHERE x.tbl = v.tbl AND x.key = v.key "
+            "AND x.uuid = v.parents AND x.vid < v.vid)").fetchall():
+        for par in (parents or "").split(","):
+            if not db.conn.execute(
+                    "SELECT 1 FROM nsl_version WHERE tbl=? AND key=? AND uuid=? AND vid<?",
+                    (tbl, key, par, vid)).fetchone():
+                p.append(f"version {uuid or vid} ({tbl}/{key}): parent version {par[:12]} is not earlier "
+                         f"in the object's history")
 
 
 def _verify_commits(db: Database, rep: VerifyReport, h):
@@ -107,6 +146,7 @@ def _verify_commits(db: Database, rep: VerifyReport, h):
 
 
 def _verify_derived(db: Database, rep: VerifyReport):
+    """The leaf list and the current-version map agree with the history (else: run rebuild)."""
     p = rep.problems
     leaves = {r[0] for r in db.conn.execute(
         "SELECT cid FROM nsl_commit WHERE cid NOT IN (SELECT parent FROM nsl_plink)")}
@@ -118,27 +158,33 @@ def _verify_derived(db: Database, rep: VerifyReport):
         if db.conn.execute("SELECT count(*) FROM nsl_cur").fetchone()[0]:
             p.append("current-version map is not empty but there are no commits (run `nsl rebuild`)")
         return
-    s = states.state_at(db, hc) if len(stored) == 1 else None
-    if s is None:
+    if len(stored) != 1:
         return
-    hs = states.head_state(db)
-    try:
-        n = len(states.differences(db, s, hs))
-        if n:
-            p.append(f"current-version map differs from the history for {n} objects (run `nsl rebuild`)")
-    finally:
-        states.drop(db, s, hs)
+    if states.is_linear(db):
+        # With a straight history the head shows each object's last line, unless that is a deletion.
+        expected = ("SELECT t.tid, s.key, s.vid FROM (SELECT tbl, key, max(vid) AS vid FROM nsl_version "
+                    "GROUP BY tbl, key) s JOIN nsl_version v ON v.vid = s.vid JOIN nsl_table t ON t.name = s.tbl "
+                    "WHERE v.op != 'D'")
+        n = db.conn.execute(
+            f"SELECT (SELECT count(*) FROM ({expected} EXCEPT SELECT tid, key, vid FROM nsl_cur)) + "
+            f"(SELECT count(*) FROM (SELECT tid, key, vid FROM nsl_cur EXCEPT {expected}))").fetchone()[0]
+    else:
+        s = states.state_at(db, hc)
+        hs = states.head_state(db)
+        try:
+            n = len(states.differences(db, s, hs))
+        finally:
+            states.drop(db, s, hs)
+    if n:
+        p.append(f"current-version map differs from the history for {n} objects (run `nsl rebuild`)")
 
 
 def _verify_tables(db: Database, rep: VerifyReport):
     """Every user row equals the version its state names, typed value for typed value."""
     p = rep.problems
     co = db.meta("checkout")
-    if co:
-        cid, _ = commits.resolve(db, co)
-        state = states.state_at(db, cid)
-    else:
-        state = states.head_state(db)
+    state = states.state_at(db, commits.resolve(db, co)[0]) if co else None
+    hcache: dict[str, bool] = {}
     try:
         pending = set(db.conn.execute(
             "SELECT t.name, p.key FROM nsl_pending p JOIN nsl_table t ON t.tid=p.tid").fetchall())
@@ -158,46 +204,67 @@ def _verify_tables(db: Database, rep: VerifyReport):
                 if not db.conn.execute("SELECT 1 FROM sqlite_master WHERE type='trigger' AND name=?",
                                        (f"nsl_{op}_{tbl.tid}",)).fetchone():
                     p.append(f"table {tbl.name}: change-tracking trigger nsl_{op}_{tbl.tid} is missing (run `nsl rebuild`)")
+            if state:
+                src, sparams = f"temp.{state} s ON s.tbl = ? AND s.key", [tbl.name]
+            else:
+                src, sparams = "nsl_cur s ON s.tid = ? AND s.key", [tbl.tid]
             cur = db.conn.execute(
-                f"SELECT t.*, v.content, s.key IS NOT NULL FROM {tbl.q} AS t LEFT JOIN temp.{state} s "
-                f"ON s.tbl = ? AND s.key = t.{quote(tbl.key_col)} LEFT JOIN nsl_version v ON v.vid = s.vid",
-                (tbl.name,))
+                f"SELECT t.*, v.content FROM {tbl.q} AS t LEFT JOIN {src} = t.{quote(tbl.key_col)} "
+                f"LEFT JOIN nsl_version v ON v.vid = s.vid", sparams)
             n = len(cols)
             while True:
-                batch = cur.fetchmany(2000)
+                batch = cur.fetchmany(5000)
                 if not batch:
                     break
-                for r in batch:
-                    rep.rows += 1
+                rep.rows += len(batch)
+                # Compare typed encodings: the row's cells against the version's, JSON kinds mapped
+                # to the SQL values stored for them; a version made before later columns were added
+                # covers a prefix of the row, and the rest must be NULL.
+                encoded = rowtext.encode_values([r[:n] for r in batch], n)
+                for r, enc in zip(batch, encoded):
+                    content = r[n]
                     key = r[ki]
+                    if content is None:
+                        if (tbl.name, key) not in pending:
+                            p.append(f"{tbl.name}/{key}: row is not in the history (changed without nsl's triggers)")
+                        continue
+                    head, _, body = content.partition("\n")
+                    want = rowtext.plain_body(body)
+                    if enc == want or (enc.startswith(want + "|") and set(enc[len(want) + 1:].split("|")) == {"n"}):
+                        ok = hcache.get(head)
+                        if ok is None:
+                            ok = hcache[head] = rowtext.decode_header(head) == cols[:head.count("|") + 1]
+                        if ok:
+                            continue
                     if (tbl.name, key) in pending:
                         continue
-                    content = r[n]
-                    if content is None:
-                        p.append(f"{tbl.name}/{key}: row is not in the history (changed without nsl's triggers)")
-                        continue
-                    try:
-                        ccols, cvals, _ = decode_content(content)
-                    except (ValueError, UnicodeDecodeError):
-                        continue  # reported by the version check above
-                    by_name = dict(zip(ccols, cvals))
-                    for c, v in zip(cols, r[:n]):
-                        w = by_name.get(c)
-                        if type(v) is not type(w) or v != w:
-                            if isinstance(v, float) and isinstance(w, float) and v != v and w != w:
-                                continue
-                            p.append(f"{tbl.name}/{key}: column {c!r} is {v!r} in the table but {w!r} in the history")
-                            break
+                    p.append(_row_difference(tbl.name, key, cols, r[:n], content))
                 if len(p) > MAX_PROBLEMS:
                     return
+            live = f"temp.{state} s WHERE s.tbl = ?" if state else "nsl_cur s WHERE s.tid = ?"
             missing = db.conn.execute(
-                f"SELECT s.key FROM temp.{state} s WHERE s.tbl = ? AND NOT EXISTS "
-                f"(SELECT 1 FROM {tbl.q} t WHERE t.{quote(tbl.key_col)} = s.key)", (tbl.name,)).fetchall()
+                f"SELECT s.key FROM {live} AND NOT EXISTS "
+                f"(SELECT 1 FROM {tbl.q} t WHERE t.{quote(tbl.key_col)} = s.key)", sparams).fetchall()
             for (key,) in missing:
                 if (tbl.name, key) not in pending:
                     p.append(f"{tbl.name}/{key}: row is missing from the table but live in the history")
     finally:
-        states.drop(db, state)
+        if state:
+            states.drop(db, state)
+
+
+def _row_difference(table, key, cols, row, content) -> str:
+    """Name the first column where a user row and its version differ."""
+    try:
+        ccols, cvals, _ = decode_content(content)
+    except (ValueError, UnicodeDecodeError):
+        return f"{table}/{key}: its version cannot be decoded"
+    by_name = dict(zip(ccols, cvals))
+    for c, v in zip(cols, row):
+        w = by_name.get(c)
+        if type(v) is not type(w) or v != w:
+            return f"{table}/{key}: column {c!r} is {v!r} in the table but {w!r} in the history"
+    return f"{table}/{key}: columns differ from its version ({', '.join(ccols)})"
 
 
 def rebuild(db: Database) -> dict:
