@@ -62,7 +62,7 @@ def init(path=None, *, hash_algo: str = "sha1", message: str | None = None) -> t
             tbl = db.track_table(name, key_col)
             res.tracked.append(name)
             ki = tbl.columns.index(key_col)
-            rows, curs = [], []
+            rows = []
             for row in db.conn.execute(f"SELECT * FROM {tbl.q}"):
                 row = list(row)
                 if row[ki] is None:
@@ -71,10 +71,8 @@ def init(path=None, *, hash_algo: str = "sha1", message: str | None = None) -> t
                 uuid, digest, content = version_of(tbl.columns, row, inherit_kinds(row, [], []), db.hash_algo)
                 vid = w.take_vids(1)
                 rows.append((vid, w.cid, name, row[ki], "I", uuid, digest, None, content))
-                curs.append((tbl.tid, row[ki], vid))
             if rows:
                 w.insert_lines(rows)
-            db.conn.executemany("INSERT INTO nsl_cur(tid, key, vid) VALUES (?, ?, ?)", curs)
         if w is not None:
             res.commit = w.seal()
     return db, res

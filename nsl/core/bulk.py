@@ -7,6 +7,7 @@ computes, and never touches the database: the single writer stays this process, 
 """
 from __future__ import annotations
 
+import io
 import itertools
 import multiprocessing
 import os
@@ -90,7 +91,7 @@ def save_lines(db: Database, table: str, stream: BinaryIO, *, key=None, message=
     except InvalidJSON:
         # Perhaps one JSON document over several lines rather than JSON lines.
         rest = b"".join(block0) + stream.read()
-        return objects.save(db, table, objects.iter_json_input(_Bytes(rest)), key=key, message=message,
+        return objects.save(db, table, objects.iter_json_input(io.BytesIO(rest)), key=key, message=message,
                             author=author, meta=meta, collect_keys=collect_keys)
 
     def feed(saver):
@@ -119,22 +120,6 @@ def _apply(saver, result):
         saver.add_batch(payload)
     else:
         saver.add_rows(payload, new_json, cols, len(payload))
-
-
-class _Bytes:
-    def __init__(self, data: bytes):
-        import io
-
-        self._f = io.BytesIO(data)
-
-    def readline(self):
-        return self._f.readline()
-
-    def read(self):
-        return self._f.read()
-
-    def __iter__(self):
-        return iter(self._f)
 
 
 __all__ = ["save_lines", "parallel_ok", "parse_lines", "NslError", "InvalidObject"]

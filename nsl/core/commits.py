@@ -59,13 +59,23 @@ def canonical_meta(meta: dict | None) -> str | None:
     return orjson.dumps(meta, option=orjson.OPT_SORT_KEYS).decode()
 
 
+def line_range(db: Database, cid: int) -> tuple[int, int]:
+    """(first, last) vid of a commit's lines: a commit's lines are written together, so they are
+    contiguous and no index on cid is needed."""
+    lo, hi = db.conn.execute("SELECT vid_lo, vid_hi FROM nsl_commit WHERE cid=?", (cid,)).fetchone()
+    return (lo or 0), (hi if hi is not None else -1)
+
+
+def lines_sql(cols: str) -> str:
+    return f"SELECT {cols} FROM nsl_version WHERE vid BETWEEN ? AND ? ORDER BY vid"
+
+
 def commit_hashes(db: Database, cid: int, header: str) -> tuple[str, str, int]:
     """(commit uuid, objects uuid, line count), streaming the lines from the database."""
     h = hasher(db.hash_algo)
     whole, objs = h(header.encode()), h()
     n = 0
-    cur = db.conn.execute(
-        "SELECT op, tbl, uuid, digest, parents FROM nsl_version WHERE cid=? ORDER BY vid", (cid,))
+    cur = db.conn.execute(lines_sql("op, tbl, uuid, digest, parents"), line_range(db, cid))
     while True:
         rows = cur.fetchmany(4096)
         if not rows:
@@ -89,8 +99,8 @@ class CommitWriter:
         self.date = now_iso()
         # A placeholder row gives the commit its cid now; its uuid is known only when sealed.
         cur = db.conn.execute(
-            "INSERT INTO nsl_commit(uuid, db, date, parents, meta, objects_uuid, nlines) "
-            "VALUES (?, ?, ?, ?, ?, '', 0)",
+            "INSERT INTO nsl_commit(uuid, db, date, parents, meta, objects_uuid, nlines, vid_lo) "
+            "VALUES (?, ?, ?, ?, ?, '', 0, (SELECT ifnull(max(vid), 0) + 1 FROM nsl_version))",
             ("pending-" + secrets.token_hex(8), db.db_code, self.date, " ".join(self.parents), self.meta),
         )
         self.cid = cur.lastrowid
@@ -135,6 +145,7 @@ class CommitWriter:
     def seal(self) -> str:
         """Compute the commit's uuid from its lines and link it into the history. Returns the uuid."""
         db = self.db
+        db.conn.execute("UPDATE nsl_commit SET vid_hi=? WHERE cid=?", (self.next_vid - 1, self.cid))
         if self.dirty:
             header = header_text(db.db_code, self.date, self.parents, self.meta)
             uuid, objects_uuid, n = commit_hashes(db, self.cid, header)
@@ -156,8 +167,7 @@ class CommitWriter:
 def commit_text(db: Database, cid: int) -> str:
     row = db.conn.execute("SELECT db, date, parents, meta FROM nsl_commit WHERE cid=?", (cid,)).fetchone()
     dbc, date, parents, meta = row
-    lines = db.conn.execute(
-        "SELECT op, tbl, uuid, digest, parents FROM nsl_version WHERE cid=? ORDER BY vid", (cid,))
+    lines = db.conn.execute(lines_sql("op, tbl, uuid, digest, parents"), line_range(db, cid))
     return header_text(dbc, date, parents.split() if parents else [], meta) + "".join(
         line_text(*r) for r in lines)
 

@@ -20,7 +20,8 @@ def _commit_dict(db: Database, row, counts=True) -> dict:
     out = {"commit": uuid, "date": date, "parents": parents.split() if parents else [],
            "author": m.get("author"), "message": m.get("message"), "meta": m, "changes": nlines}
     if counts:
-        c = dict(db.conn.execute("SELECT op, count(*) FROM nsl_version WHERE cid=? GROUP BY op", (cid,)).fetchall())
+        c = dict(db.conn.execute("SELECT op, count(*) FROM nsl_version WHERE vid BETWEEN ? AND ? GROUP BY op",
+                                 commits.line_range(db, cid)).fetchall())
         out["inserted"], out["updated"], out["deleted"] = c.get("I", 0), c.get("U", 0), c.get("D", 0)
     return out
 
@@ -62,10 +63,10 @@ def show(db: Database, ref: str, *, limit_lines: int | None = None) -> dict:
         out["objects_uuid"] = db.conn.execute(
             "SELECT objects_uuid FROM nsl_commit WHERE cid=?", (cid,)).fetchone()[0]
         lines = []
-        q = "SELECT op, tbl, key, uuid, parents FROM nsl_version WHERE cid=? ORDER BY vid"
+        q = commits.lines_sql("op, tbl, key, uuid, parents")
         if limit_lines is not None:
             q += f" LIMIT {int(limit_lines)}"
-        for op, tbl, key, vuuid, parents in db.conn.execute(q, (cid,)):
+        for op, tbl, key, vuuid, parents in db.conn.execute(q, commits.line_range(db, cid)):
             lines.append({"op": op, "table": tbl, "key": key, "version": vuuid,
                           "parents": parents.split(",") if parents else []})
         out["lines"] = lines

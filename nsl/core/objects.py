@@ -27,7 +27,7 @@ from . import query, rowtext, schema
 from .commits import CommitWriter
 from .database import Database, Table, check_column_name, check_table_name
 from .rowtext import ABSENT, JSON, float_text, float_texts, header, typed_cell
-from .schema import quote
+from .schema import current_version, quote
 from .values import INT64_MAX, INT64_MIN, has_long_int, inherit_kinds, plain_object, to_object
 
 BATCH = 2000
@@ -142,6 +142,7 @@ class _Saver:
         self.pos = 0
         self.known_json = set(tbl.json_columns) if tbl else set()
         self.created_here = tbl is None
+        self.optimistic = None
 
     def _prepare_columns(self, batch):
         """Check every object, give keys to those without, add new attributes as columns."""
@@ -212,20 +213,30 @@ class _Saver:
     def _existing(self, keys):
         """key -> (vid, uuid, cid) of the current version of each key that has one."""
         out = {}
-        conn, tid = self.db.conn, self.tbl.tid
+        conn, name = self.db.conn, self.tbl.name
         for i in range(0, len(keys), 500):
             part = keys[i:i + 500]
             q = ",".join("?" * len(part))
-            for k, vid, uuid, cid in conn.execute(
-                f"SELECT c.key, c.vid, v.uuid, v.cid FROM nsl_cur c JOIN nsl_version v ON v.vid=c.vid "
-                f"WHERE c.tid=? AND c.key IN ({q})", (tid, *part)):
-                out[k] = (vid, uuid, cid)
+            # The bare columns come from the row holding max(vid): the object's last line.
+            for k, vid, uuid, cid, op in conn.execute(
+                    f"SELECT key, max(vid), uuid, cid, op FROM nsl_version WHERE tbl=? AND key IN ({q}) "
+                    f"GROUP BY key", (name, *part)):
+                if op != "D":
+                    out[k] = (vid, uuid, cid)
         return out
 
     def _write(self, rows: dict, n: int):
         # Optimistic: most bulk saves bring new keys only, so insert without looking keys up first;
         # a key that exists makes the plain INSERT fail, and the batch is redone with lookups.
         conn = self.db.conn
+        if self.optimistic is None:
+            # Keys deleted outside nsl and not yet committed have a live version but no row, which a
+            # plain INSERT would not notice: then every batch looks its keys up.
+            self.optimistic = not conn.execute(
+                "SELECT 1 FROM nsl_pending WHERE tid=? LIMIT 1", (self.tbl.tid,)).fetchone()
+        if not self.optimistic:
+            self._write_rows(rows, n, self._existing(list(rows)), plain=False)
+            return
         conn.execute("SAVEPOINT nsl_batch")
         cp = self.writer.checkpoint()
         try:
@@ -241,13 +252,12 @@ class _Saver:
     def _write_rows(self, rows: dict, n: int, existing: dict, plain: bool):
         db, tbl, w = self.db, self.tbl, self.writer
         cid, tid, name = w.cid, tbl.tid, tbl.name
-        ins_versions, cur_rows, user_rows, inplace = [], [], [], []
+        ins_versions, user_rows, inplace = [], [], []
         vid = w.next_vid
         for k, (vals, uuid, digest, content) in rows.items():
             old = existing.get(k)
             if old is None:
                 ins_versions.append((vid, cid, name, k, "I", uuid, digest, None, content))
-                cur_rows.append((tid, k, vid))
                 vid += 1
             elif old[1] == uuid:
                 continue
@@ -255,7 +265,6 @@ class _Saver:
                 inplace.append((uuid, digest, content, old[0]))
             else:
                 ins_versions.append((vid, cid, name, k, "U", uuid, digest, old[1], content))
-                cur_rows.append((tid, k, vid))
                 vid += 1
             user_rows.append(vals)
         w.next_vid = vid
@@ -280,8 +289,6 @@ class _Saver:
         if inplace:
             db.conn.executemany("UPDATE nsl_version SET uuid=?, digest=?, content=? WHERE vid=?", inplace)
             w.dirty = True
-        db.conn.executemany(
-            f"INSERT {'' if plain else 'OR REPLACE '}INTO nsl_cur(tid, key, vid) VALUES (?, ?, ?)", cur_rows)
         self.changed += len(user_rows)
 
 
@@ -505,8 +512,8 @@ def _find_row(db: Database, tbl: Table, key):
     cands = key_candidates(key)
     q = ",".join("?" * len(cands))
     rows = db.conn.execute(
-        f"SELECT t.*, v.content FROM {tbl.q} AS t LEFT JOIN nsl_cur c ON c.tid=? AND c.key=t.{tbl.qkey} "
-        f"LEFT JOIN nsl_version v ON v.vid=c.vid WHERE t.{tbl.qkey} IN ({q})", (tbl.tid, *cands)
+        f"SELECT t.*, v.content FROM {tbl.q} AS t LEFT JOIN nsl_version v ON v.vid = "
+        f"{current_version('?', 't.' + tbl.qkey)} AND v.op != 'D' WHERE t.{tbl.qkey} IN ({q})", (tbl.name, *cands)
     ).fetchall()
     if not rows:
         return None
@@ -560,11 +567,11 @@ def find_sql(tbl: Table, where, sort) -> tuple[str, list]:
     fields = query.Fields(tbl.columns, tbl.json_columns)
     cond, params = query.compile_where(where, fields)
     order = query.compile_sort(sort, fields)
-    sql = (f"SELECT t.*, v.content FROM {tbl.q} AS t LEFT JOIN nsl_cur AS c ON c.tid = {int(tbl.tid)} "
-           f"AND c.key = t.{tbl.qkey} LEFT JOIN nsl_version AS v ON v.vid = c.vid WHERE {cond}")
+    sql = (f"SELECT t.*, v.content FROM {tbl.q} AS t LEFT JOIN nsl_version AS v ON v.vid = "
+           f"{current_version('?', 't.' + tbl.qkey)} AND v.op != 'D' WHERE {cond}")
     if order:
         sql += f" ORDER BY {order}"
-    return sql, list(params)
+    return sql, [tbl.name, *params]
 
 
 def _picker(fields):
@@ -624,8 +631,8 @@ def delete(db: Database, table: str, keys: list | None = None, *, where: dict | 
         lines, w = [], None
         for k in targets:
             cur = db.conn.execute(
-                "SELECT v.uuid FROM nsl_cur c JOIN nsl_version v ON v.vid=c.vid WHERE c.tid=? AND c.key=?",
-                (tbl.tid, k)).fetchone()
+                f"SELECT uuid FROM nsl_version WHERE vid = {current_version('?', '?')} AND op != 'D'",
+                (tbl.name, k)).fetchone()
             if cur is not None:
                 w = w or CommitWriter(db, _meta(message, author, meta))
                 lines.append((w.take_vids(1), w.cid, tbl.name, k, "D", None, None, cur[0], None))
@@ -635,7 +642,6 @@ def delete(db: Database, table: str, keys: list | None = None, *, where: dict | 
             part = targets[i:i + 500]
             q = ",".join("?" * len(part))
             db.conn.execute(f"DELETE FROM {tbl.q} WHERE {tbl.qkey} IN ({q})", part)
-            db.conn.execute(f"DELETE FROM nsl_cur WHERE tid=? AND key IN ({q})", (tbl.tid, *part))
         # Keys only ever saved outside nsl and never committed leave no line; they are simply gone.
         db.conn.executemany("DELETE FROM nsl_pending WHERE tid=? AND key=?", [(tbl.tid, k) for k in targets])
         if not lines:
@@ -657,26 +663,11 @@ class Change:
         return {"table": self.table, "key": self.key, "change": self.op, "old": self.old, "new": self.new}
 
 
-def _pending_changes(db: Database):
-    """(table, key, row values or None, current version (vid, uuid, content) or None) per pending key."""
-    by_tid = {}
-    for tid, key in db.conn.execute("SELECT tid, key FROM nsl_pending ORDER BY tid, key").fetchall():
-        by_tid.setdefault(tid, []).append(key)
-    for tid, keys in by_tid.items():
-        tbl = db.table_by_tid(tid)
-        for k in keys:
-            row = db.conn.execute(f"SELECT * FROM {tbl.q} WHERE {tbl.qkey} = ?", (k,)).fetchone()
-            cur = db.conn.execute(
-                "SELECT v.vid, v.uuid, v.content FROM nsl_cur c JOIN nsl_version v ON v.vid=c.vid "
-                "WHERE c.tid=? AND c.key=?", (tid, k)).fetchone()
-            yield tbl, k, (list(row) if row is not None else None), cur
-
-
 def status(db: Database) -> list[Change]:
     """Uncommitted changes to tracked tables (made with any SQLite client), against the head."""
     out = []
     with db.read():
-        for tbl, k, row, cur in _pending_changes(db):
+        for tbl, k, row, cur, _ in _pending_rows(db):
             change = _classify(db, tbl, row, cur)
             if change:
                 op, old, new = change
@@ -712,10 +703,10 @@ def _pending_rows(db: Database):
         tbl = db.table_by_tid(tid)
         n = len(tbl.columns)
         cur = db.conn.execute(
-            f"SELECT p.key, t.{tbl.qkey} IS NOT NULL, c.vid, v.uuid, v.content, h.uuid, h.digest, h.content, t.* "
+            f"SELECT p.key, t.{tbl.qkey} IS NOT NULL, v.vid, v.uuid, v.content, h.uuid, h.digest, h.content, t.* "
             f"FROM nsl_pending p LEFT JOIN {tbl.q} t ON t.{tbl.qkey} = p.key "
-            f"LEFT JOIN nsl_cur c ON c.tid = p.tid AND c.key = p.key LEFT JOIN nsl_version v ON v.vid = c.vid "
-            f"LEFT JOIN nsl_version h ON h.vid = p.vid WHERE p.tid = ? ORDER BY p.key", (tid,))
+            f"LEFT JOIN nsl_version v ON v.vid = {current_version('?', 'p.key')} AND v.op != 'D' "
+            f"LEFT JOIN nsl_version h ON h.vid = p.vid WHERE p.tid = ? ORDER BY p.key", (tbl.name, tid))
         while True:
             batch = cur.fetchmany(2000)
             if not batch:
@@ -731,12 +722,11 @@ def commit_pending(db: Database, *, message=None, author=None, meta=None) -> Wri
     with db.write():
         w = CommitWriter(db, _meta(message, author, meta))
         algo = db.hash_algo
-        lines, curs, drops, json_cols = [], [], [], []
+        lines, json_cols = [], []
         for tbl, k, row, cur, hint in _pending_rows(db):
             if row is None:
                 if cur is not None:
                     lines.append((w.take_vids(1), w.cid, tbl.name, k, "D", None, None, cur[1], None))
-                    drops.append((tbl.tid, k))
                 continue
             if hint is not None:
                 # Put back by `nsl restore` and untouched since (an edit would have cleared the hint):
@@ -764,11 +754,8 @@ def commit_pending(db: Database, *, message=None, author=None, meta=None) -> Wri
             vid = w.take_vids(1)
             op, parents = ("U", cur[1]) if cur is not None else ("I", None)
             lines.append((vid, w.cid, tbl.name, k, op, uuid, digest, parents, content))
-            curs.append((tbl.tid, k, vid))
         if lines:
             w.insert_lines(lines)
-        db.conn.executemany("INSERT OR REPLACE INTO nsl_cur(tid, key, vid) VALUES (?, ?, ?)", curs)
-        db.conn.executemany("DELETE FROM nsl_cur WHERE tid=? AND key=?", drops)
         db.conn.executemany("INSERT OR IGNORE INTO nsl_json_column(tid, name) VALUES (?, ?)", json_cols)
         db.conn.execute("DELETE FROM nsl_pending")
         if not lines:

@@ -22,7 +22,9 @@ CREATE TABLE IF NOT EXISTS nsl_commit(
   parents TEXT NOT NULL,          -- parent uuids, sorted, space separated
   meta TEXT,                      -- canonical JSON or NULL
   objects_uuid TEXT NOT NULL,     -- hash of the I/U/D lines
-  nlines INTEGER NOT NULL
+  nlines INTEGER NOT NULL,
+  vid_lo INTEGER,                 -- its lines are the nsl_version rows with vid_lo <= vid <= vid_hi
+  vid_hi INTEGER
 );
 
 -- One row per commit line. content is the version's typed encoding (NULL for a deletion).
@@ -51,13 +53,6 @@ CREATE TABLE IF NOT EXISTS nsl_json_column(
   name TEXT NOT NULL,
   PRIMARY KEY(tid, name)
 ) WITHOUT ROWID;
--- The version each live object shows at the head.
-CREATE TABLE IF NOT EXISTS nsl_cur(
-  tid INTEGER NOT NULL,
-  key NOT NULL,
-  vid INTEGER NOT NULL,
-  PRIMARY KEY(tid, key)
-) WITHOUT ROWID;
 -- Keys changed in user tables and not yet committed (filled by triggers, in plain SQL).
 -- vid: set by `nsl restore` to the version it put back, so `nsl commit` need not hash the row again;
 -- any later edit replaces the row and clears it.
@@ -80,10 +75,16 @@ CREATE TABLE IF NOT EXISTS nsl_busy(x);
 -- Versions are found through their object: an index on the random uuids alone would cost more
 -- than the rest of a bulk save (inserts all over the tree), and every lookup knows the object.
 CREATE INDEX IF NOT EXISTS nsl_version_obj ON nsl_version(tbl, key);
-CREATE INDEX IF NOT EXISTS nsl_version_cid ON nsl_version(cid);
 """
 
-DERIVED_NAMES = ("nsl_table", "nsl_json_column", "nsl_cur", "nsl_plink", "nsl_leaf")
+DERIVED_NAMES = ("nsl_json_column", "nsl_plink", "nsl_leaf")
+
+
+def current_version(tbl: str, key: str) -> str:
+    """SQL for the vid of the line an object shows at the head: its last one (the caller checks the
+    line is not a deletion). With a straight history the last line is the current one; the index on
+    (tbl, key) makes this one seek."""
+    return f"(SELECT max(x.vid) FROM nsl_version x WHERE x.tbl = {tbl} AND x.key = {key})"
 
 
 def quote(name: str) -> str:

@@ -18,10 +18,13 @@ _WRITE_ACTIONS = {
 }
 
 
+# For these actions SQLite passes the table's name second (first: the index, trigger or database).
+_TABLE_SECOND = {sqlite3.SQLITE_CREATE_INDEX, sqlite3.SQLITE_DROP_INDEX, sqlite3.SQLITE_CREATE_TRIGGER,
+                 sqlite3.SQLITE_DROP_TRIGGER, sqlite3.SQLITE_ALTER_TABLE}
+
+
 def _protect_history(action, arg1, arg2, dbname, source):
-    name = (arg1 or "") if action != sqlite3.SQLITE_CREATE_INDEX else (arg2 or "")
-    if action in (sqlite3.SQLITE_CREATE_TRIGGER, sqlite3.SQLITE_DROP_TRIGGER, sqlite3.SQLITE_DROP_INDEX):
-        name = arg2 or ""
+    name = (arg2 if action in _TABLE_SECOND else arg1) or ""
     if action in _WRITE_ACTIONS and name.lower().startswith("nsl_") and not (source or "").startswith("nsl_"):
         return sqlite3.SQLITE_DENY
     if action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() in ("query_only", "writable_schema"):

@@ -1,14 +1,14 @@
 """What the user tables hold at a commit, and writing such a state back into them.
 
-A state is a temp table (tbl, key, vid) naming, for every live object, the version it shows. The head's
-state is nsl_cur; an older commit's is computed from the history of its ancestors.
+A state is a temp table (tbl, key, vid) naming, for every live object, the version it shows. At the
+head each object shows its last line; at an older commit, its last line among that commit's ancestors.
 """
 from __future__ import annotations
 
 import itertools
 
 from . import rowtext
-from .commits import ancestors_sql
+from .commits import ancestors_sql, line_range
 from .database import Database, Table
 from .schema import quote
 
@@ -16,11 +16,12 @@ _counter = itertools.count()
 
 
 def head_state(db: Database) -> str:
-    """A temp table holding the head's state (a copy of nsl_cur by table name)."""
+    """A temp table holding the head's state: every object's last line, unless it is a deletion."""
     name = f"nsl_state_{next(_counter)}"
     db.conn.execute(f"CREATE TEMP TABLE {name}(tbl TEXT, key, vid INTEGER, PRIMARY KEY(tbl, key)) WITHOUT ROWID")
     db.conn.execute(
-        f"INSERT INTO {name} SELECT t.name, c.key, c.vid FROM nsl_cur c JOIN nsl_table t ON t.tid=c.tid")
+        f"INSERT INTO {name} SELECT s.tbl, s.key, s.vid FROM (SELECT tbl, key, max(vid) AS vid FROM nsl_version "
+        f"GROUP BY tbl, key) s JOIN nsl_version v ON v.vid = s.vid WHERE v.op != 'D'")
     return name
 
 
@@ -28,18 +29,15 @@ def state_at(db: Database, cid: int) -> str:
     """A temp table holding the state at commit `cid`: the last line of each object among its ancestors."""
     name = f"nsl_state_{next(_counter)}"
     db.conn.execute(f"CREATE TEMP TABLE {name}(tbl TEXT, key, vid INTEGER, PRIMARY KEY(tbl, key)) WITHOUT ROWID")
-    linear = db.conn.execute(
-        "SELECT NOT EXISTS (SELECT 1 FROM nsl_plink GROUP BY child HAVING count(*) > 1) "
-        "AND NOT EXISTS (SELECT 1 FROM nsl_plink GROUP BY parent HAVING count(*) > 1)").fetchone()[0]
-    if linear:
+    if is_linear(db):
         # A straight history: the ancestors are exactly the commits up to cid, no recursion needed.
-        src = "SELECT tbl, key, max(vid) AS vid FROM nsl_version WHERE cid <= :cid GROUP BY tbl, key"
+        src = "SELECT tbl, key, max(vid) AS vid FROM nsl_version WHERE vid <= :hi GROUP BY tbl, key"
     else:
         src = (ancestors_sql() + " SELECT tbl, key, max(vid) AS vid FROM nsl_version "
                "WHERE cid IN (SELECT cid FROM anc) GROUP BY tbl, key")
     db.conn.execute(
         f"INSERT INTO {name} SELECT s.tbl, s.key, s.vid FROM ({src}) s JOIN nsl_version v ON v.vid = s.vid "
-        f"WHERE v.op != 'D'", {"cid": cid})
+        f"WHERE v.op != 'D'", {"cid": cid, "hi": line_range(db, cid)[1]})
     return name
 
 
@@ -86,7 +84,8 @@ def objects_table(db: Database) -> str:
 
 def add_touched_after(db: Database, objs: str, cid: int, table: str | None = None, key=None) -> None:
     """Add to `objs` every object some commit after `cid` changed (linear history)."""
-    sql, params = f"INSERT OR IGNORE INTO temp.{objs} SELECT tbl, key FROM nsl_version WHERE cid > ?", [cid]
+    sql = f"INSERT OR IGNORE INTO temp.{objs} SELECT tbl, key FROM nsl_version WHERE vid > ?"
+    params = [line_range(db, cid)[1]]
     if table is not None:
         sql += " AND tbl = ?"
         params.append(table)
@@ -96,19 +95,17 @@ def add_touched_after(db: Database, objs: str, cid: int, table: str | None = Non
     db.conn.execute(sql, params)
 
 
-def _version_expr(cid: int | None) -> tuple[str, list]:
+def _version_expr(db: Database, cid: int | None) -> tuple[str, list]:
     """SQL for the version object o shows at commit `cid` (None: the head), NULL when it has none."""
-    if cid is None:
-        return ("(SELECT c.vid FROM nsl_cur c JOIN nsl_table t ON t.tid = c.tid "
-                "WHERE t.name = o.tbl AND c.key = o.key)"), []
+    bound, params = ("", []) if cid is None else (" AND v.vid <= ?", [line_range(db, cid)[1]])
     return ("(SELECT CASE WHEN v.op = 'D' THEN NULL ELSE v.vid END FROM nsl_version v "
-            "WHERE v.tbl = o.tbl AND v.key = o.key AND v.cid <= ? ORDER BY v.vid DESC LIMIT 1)"), [cid]
+            f"WHERE v.tbl = o.tbl AND v.key = o.key{bound} ORDER BY v.vid DESC LIMIT 1)"), params
 
 
 def compare(db: Database, objs: str, a_cid: int | None, b_cid: int | None) -> list[tuple]:
     """(tbl, key, vid at a, vid at b) for each object of `objs` (linear history; None: the head)."""
-    ea, pa = _version_expr(a_cid)
-    eb, pb = _version_expr(b_cid)
+    ea, pa = _version_expr(db, a_cid)
+    eb, pb = _version_expr(db, b_cid)
     return db.conn.execute(f"SELECT o.tbl, o.key, {ea}, {eb} FROM temp.{objs} o", pa + pb).fetchall()
 
 

@@ -9,6 +9,7 @@ from . import commits, states
 from .commits import CommitWriter
 from .database import Database
 from .objects import WriteResult, _meta, resolve_key, status
+from .schema import current_version
 
 
 @dataclass
@@ -98,17 +99,17 @@ def restore(db: Database, source: str = "HEAD", table: str | None = None, key=No
                 rows = states.compare(db, objs, None, cid)
             else:
                 dst = states.state_at(db, cid)
+                src = states.head_state(db)
                 try:
                     db.conn.execute(f"INSERT OR IGNORE INTO temp.{objs} SELECT tbl, key FROM "
-                                    f"(SELECT tbl, key FROM temp.{dst} UNION SELECT t.name, c.key FROM nsl_cur c "
-                                    f"JOIN nsl_table t ON t.tid = c.tid) WHERE (? IS NULL OR tbl = ?) "
-                                    f"AND (? IS NULL OR key = ?)", (tname, tname, k, k))
+                                    f"(SELECT tbl, key FROM temp.{dst} UNION SELECT tbl, key FROM temp.{src}) "
+                                    f"WHERE (? IS NULL OR tbl = ?) AND (? IS NULL OR key = ?)", (tname, tname, k, k))
                     rows = db.conn.execute(
-                        f"SELECT o.tbl, o.key, (SELECT c.vid FROM nsl_cur c JOIN nsl_table t ON t.tid=c.tid "
-                        f"WHERE t.name=o.tbl AND c.key=o.key), (SELECT d.vid FROM temp.{dst} d WHERE "
-                        f"d.tbl=o.tbl AND d.key=o.key) FROM temp.{objs} o").fetchall()
+                        f"SELECT o.tbl, o.key, (SELECT s.vid FROM temp.{src} s WHERE s.tbl=o.tbl AND s.key=o.key), "
+                        f"(SELECT d.vid FROM temp.{dst} d WHERE d.tbl=o.tbl AND d.key=o.key) "
+                        f"FROM temp.{objs} o").fetchall()
                 finally:
-                    states.drop(db, dst)
+                    states.drop(db, dst, src)
             pending = {(r[0], r[1]) for r in db.conn.execute(
                 f"SELECT t.name, p.key FROM nsl_pending p JOIN nsl_table t ON t.tid = p.tid WHERE 1{cond}", params)}
             diffs = [r for r in rows if r[2] != r[3] or (r[0], r[1]) in pending]
@@ -131,13 +132,13 @@ def revert(db: Database, ref: str, *, message=None, author=None) -> WriteResult:
         if status(db):
             raise UncommittedChanges("you have uncommitted changes; revert would mix them into its commit")
         cid, uuid = commits.resolve(db, ref)
-        lines = db.conn.execute(
-            "SELECT tbl, key, op, uuid, parents FROM nsl_version WHERE cid=? ORDER BY vid", (cid,)).fetchall()
+        lines = db.conn.execute(commits.lines_sql("tbl, key, op, uuid, parents"),
+                                commits.line_range(db, cid)).fetchall()
         plan, conflicts = [], []
         for tbl, key, op, vuuid, parents in lines:
             cur = db.conn.execute(
-                "SELECT v.vid, v.uuid FROM nsl_cur c JOIN nsl_table t ON t.tid=c.tid "
-                "JOIN nsl_version v ON v.vid=c.vid WHERE t.name=? AND c.key=?", (tbl, key)).fetchone()
+                f"SELECT vid, uuid FROM nsl_version WHERE vid = {current_version('?', '?')} AND op != 'D'",
+                (tbl, key)).fetchone()
             if (op == "D" and cur is not None) or (op != "D" and (cur is None or cur[1] != vuuid)):
                 conflicts.append(f"{tbl}/{key}")
                 continue
@@ -154,26 +155,21 @@ def revert(db: Database, ref: str, *, message=None, author=None) -> WriteResult:
                 f"cannot revert {uuid[:12]}: changed again since then: {', '.join(conflicts[:10])}"
                 + (" ..." if len(conflicts) > 10 else ""), objects=conflicts)
         w = CommitWriter(db, _meta(message or f"Revert {uuid}", author, {"revert": uuid}))
-        out, curs, drops = [], [], []
+        out = []
         for tbl, key, op, pvid, cur_uuid in plan:
-            tid = db.table(tbl).tid
             vid = w.take_vids(1)
             if op == "D":
                 out.append((vid, w.cid, tbl, key, "D", None, None, cur_uuid, None))
-                drops.append((tid, key))
             else:
                 u, d, content = db.conn.execute(
                     "SELECT uuid, digest, content FROM nsl_version WHERE vid=?", (pvid,)).fetchone()
                 out.append((vid, w.cid, tbl, key, "U", u, d, cur_uuid, content))
-                curs.append((tid, key, vid))
         w.insert_lines(out)
         by_table: dict[str, list] = {}
         for tbl, key, op, pvid, _ in plan:
             by_table.setdefault(tbl, []).append((key, pvid if op == "U" else None))
         for tbl, items in by_table.items():
             states.write_rows(db, db.table(tbl), items)
-        db.conn.executemany("INSERT OR REPLACE INTO nsl_cur(tid, key, vid) VALUES (?, ?, ?)", curs)
-        db.conn.executemany("DELETE FROM nsl_cur WHERE tid=? AND key=?", drops)
         return WriteResult(w.seal(), len(out), [])
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from . import commits, rowtext, schema, states
 from .database import Database
 from .rowtext import JSON, decode_content, row_text
-from .schema import quote
+from .schema import current_version, quote
 
 
 @dataclass
@@ -146,37 +146,25 @@ def _verify_commits(db: Database, rep: VerifyReport, h):
 
 
 def _verify_derived(db: Database, rep: VerifyReport):
-    """The leaf list and the current-version map agree with the history (else: run rebuild)."""
+    """The derived tables agree with the history (else: run rebuild): commit links, leaves, and each
+    commit's line range."""
     p = rep.problems
+    by_uuid = {u: cid for cid, u in db.conn.execute("SELECT cid, uuid FROM nsl_commit")}
+    want = set()
+    for cid, parents in db.conn.execute("SELECT cid, parents FROM nsl_commit"):
+        want.update((by_uuid[x], cid) for x in (parents or "").split() if x in by_uuid)
+    if want != set(db.conn.execute("SELECT parent, child FROM nsl_plink").fetchall()):
+        p.append("the commit links do not match the commits' parents (run `nsl rebuild`)")
     leaves = {r[0] for r in db.conn.execute(
         "SELECT cid FROM nsl_commit WHERE cid NOT IN (SELECT parent FROM nsl_plink)")}
-    stored = {r[0] for r in db.conn.execute("SELECT cid FROM nsl_leaf")}
-    if leaves != stored:
+    if leaves != {r[0] for r in db.conn.execute("SELECT cid FROM nsl_leaf")}:
         p.append("the leaf list does not match the commits (run `nsl rebuild`)")
-    hc = commits.head_cid(db)
-    if hc is None:
-        if db.conn.execute("SELECT count(*) FROM nsl_cur").fetchone()[0]:
-            p.append("current-version map is not empty but there are no commits (run `nsl rebuild`)")
-        return
-    if len(stored) != 1:
-        return
-    if states.is_linear(db):
-        # With a straight history the head shows each object's last line, unless that is a deletion.
-        expected = ("SELECT t.tid, s.key, s.vid FROM (SELECT tbl, key, max(vid) AS vid FROM nsl_version "
-                    "GROUP BY tbl, key) s JOIN nsl_version v ON v.vid = s.vid JOIN nsl_table t ON t.name = s.tbl "
-                    "WHERE v.op != 'D'")
-        n = db.conn.execute(
-            f"SELECT (SELECT count(*) FROM ({expected} EXCEPT SELECT tid, key, vid FROM nsl_cur)) + "
-            f"(SELECT count(*) FROM (SELECT tid, key, vid FROM nsl_cur EXCEPT {expected}))").fetchone()[0]
-    else:
-        s = states.state_at(db, hc)
-        hs = states.head_state(db)
-        try:
-            n = len(states.differences(db, s, hs))
-        finally:
-            states.drop(db, s, hs)
-    if n:
-        p.append(f"current-version map differs from the history for {n} objects (run `nsl rebuild`)")
+    ranges = dict((cid, (lo, hi)) for cid, lo, hi in db.conn.execute(
+        "SELECT cid, min(vid), max(vid) FROM nsl_version GROUP BY cid"))
+    bad = sum(1 for cid, lo, hi in db.conn.execute("SELECT cid, vid_lo, vid_hi FROM nsl_commit")
+              if ranges.get(cid, (None, None)) != (lo, hi))
+    if bad:
+        p.append(f"{bad} commits have a wrong line range (run `nsl rebuild`)")
 
 
 def _verify_tables(db: Database, rep: VerifyReport):
@@ -204,13 +192,13 @@ def _verify_tables(db: Database, rep: VerifyReport):
                 if not db.conn.execute("SELECT 1 FROM sqlite_master WHERE type='trigger' AND name=?",
                                        (f"nsl_{op}_{tbl.tid}",)).fetchone():
                     p.append(f"table {tbl.name}: change-tracking trigger nsl_{op}_{tbl.tid} is missing (run `nsl rebuild`)")
+            tkey = f"t.{quote(tbl.key_col)}"
             if state:
-                src, sparams = f"temp.{state} s ON s.tbl = ? AND s.key", [tbl.name]
+                join = (f"LEFT JOIN temp.{state} s ON s.tbl = ? AND s.key = {tkey} "
+                        f"LEFT JOIN nsl_version v ON v.vid = s.vid")
             else:
-                src, sparams = "nsl_cur s ON s.tid = ? AND s.key", [tbl.tid]
-            cur = db.conn.execute(
-                f"SELECT t.*, v.content FROM {tbl.q} AS t LEFT JOIN {src} = t.{quote(tbl.key_col)} "
-                f"LEFT JOIN nsl_version v ON v.vid = s.vid", sparams)
+                join = f"LEFT JOIN nsl_version v ON v.vid = {current_version('?', tkey)} AND v.op != 'D'"
+            cur = db.conn.execute(f"SELECT t.*, v.content FROM {tbl.q} AS t {join}", (tbl.name,))
             n = len(cols)
             while True:
                 batch = cur.fetchmany(5000)
@@ -241,10 +229,14 @@ def _verify_tables(db: Database, rep: VerifyReport):
                     p.append(_row_difference(tbl.name, key, cols, r[:n], content))
                 if len(p) > MAX_PROBLEMS:
                     return
-            live = f"temp.{state} s WHERE s.tbl = ?" if state else "nsl_cur s WHERE s.tid = ?"
+            if state:
+                live = f"SELECT key FROM temp.{state} WHERE tbl = ?"
+            else:
+                live = ("SELECT s.key FROM (SELECT key, max(vid) AS vid FROM nsl_version WHERE tbl = ? "
+                        "GROUP BY key) s JOIN nsl_version v ON v.vid = s.vid WHERE v.op != 'D'")
             missing = db.conn.execute(
-                f"SELECT s.key FROM {live} AND NOT EXISTS "
-                f"(SELECT 1 FROM {tbl.q} t WHERE t.{quote(tbl.key_col)} = s.key)", sparams).fetchall()
+                f"SELECT l.key FROM ({live}) l WHERE NOT EXISTS "
+                f"(SELECT 1 FROM {tbl.q} t WHERE t.{quote(tbl.key_col)} = l.key)", (tbl.name,)).fetchall()
             for (key,) in missing:
                 if (tbl.name, key) not in pending:
                     p.append(f"{tbl.name}/{key}: row is missing from the table but live in the history")
@@ -275,8 +267,11 @@ def rebuild(db: Database) -> dict:
         for stmt in schema.DERIVED_TABLES.split(";"):
             if stmt.strip():
                 c.execute(stmt)
-        for name in ("nsl_json_column", "nsl_cur", "nsl_plink", "nsl_leaf"):
+        for name in schema.DERIVED_NAMES:
             c.execute(f"DELETE FROM {name}")
+        c.executemany("UPDATE nsl_commit SET vid_lo = ?, vid_hi = ? WHERE cid = ?", [
+            (lo, hi, cid) for cid, lo, hi in c.execute(
+                "SELECT cid, min(vid), max(vid) FROM nsl_version GROUP BY cid").fetchall()])
         by_uuid = {u: cid for cid, u in c.execute("SELECT cid, uuid FROM nsl_commit")}
         links = []
         for cid, parents in c.execute("SELECT cid, parents FROM nsl_commit").fetchall():
@@ -300,12 +295,6 @@ def rebuild(db: Database) -> dict:
         c.executemany("UPDATE nsl_version SET key=? WHERE vid=?", fix)
         c.executemany("INSERT OR IGNORE INTO nsl_json_column(tid, name) SELECT tid, ? FROM nsl_table WHERE name=?",
                       [(col, t) for t, col in json_cols])
-        hc = commits.head_cid(db)
-        if hc is not None:
-            s = states.state_at(db, hc)
-            c.execute(f"INSERT INTO nsl_cur(tid, key, vid) SELECT t.tid, s.key, s.vid FROM temp.{s} s "
-                      f"JOIN nsl_table t ON t.name = s.tbl")
-            states.drop(db, s)
         for tid, name, key_col in c.execute("SELECT tid, name, key_col FROM nsl_table").fetchall():
             if c.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone():
                 for stmt in schema.drop_trigger_sql(tid) + schema.trigger_sql(tid, name, key_col):
@@ -313,5 +302,5 @@ def rebuild(db: Database) -> dict:
         c.execute("REINDEX nsl_version")
         return {"commits": c.execute("SELECT count(*) FROM nsl_commit").fetchone()[0],
                 "versions": c.execute("SELECT count(*) FROM nsl_version").fetchone()[0],
-                "objects": c.execute("SELECT count(*) FROM nsl_cur").fetchone()[0],
+                "objects": sum(c.execute(f"SELECT count(*) FROM {t.q}").fetchone()[0] for t in db.tables()),
                 "head": commits.head(db)}
