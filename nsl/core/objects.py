@@ -179,16 +179,14 @@ class _Saver:
             self.writer = CommitWriter(self.db, self.meta)
 
     def _mute_triggers(self):
-        """Drop the table's change-tracking triggers for this transaction: nsl records its own writes,
-        and a trigger firing per row would cost a bulk save a third of its time. finish() puts them
-        back before the commit, so no other connection ever sees the table without them."""
-        for stmt in schema.drop_trigger_sql(self.tbl.tid):
-            self.db.conn.execute(stmt)
+        """See Database.muted_triggers: off for the save, back on in finish()."""
+        self._muted = self.db.muted_triggers(self.tbl)
+        self._muted.__enter__()
 
     def finish(self):
-        if self.tbl is not None:
-            for stmt in schema.trigger_sql(self.tbl.tid, self.tbl.name, self.tbl.key_col):
-                self.db.conn.execute(stmt)
+        if getattr(self, "_muted", None) is not None:
+            self._muted.__exit__(None, None, None)
+            self._muted = None
 
     def add_batch(self, batch):
         self._prepare_columns(batch)

@@ -111,6 +111,14 @@ def compare(db: Database, objs: str, a_cid: int | None, b_cid: int | None) -> li
 
 def write_rows(db: Database, tbl: Table, items) -> None:
     """Make the user table show, for each (key, vid or None), that version's row or no row."""
+    if len(items) > 100:
+        with db.muted_triggers(tbl):
+            _write_rows(db, tbl, items)
+    else:
+        _write_rows(db, tbl, items)
+
+
+def _write_rows(db: Database, tbl: Table, items) -> None:
     keys = [k for k, _ in items]
     for i in range(0, len(keys), 500):
         part = keys[i:i + 500]
