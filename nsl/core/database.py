@@ -297,14 +297,19 @@ class Database:
         """Inside a write: the table's change-tracking triggers are dropped, then put back before the
         commit, so no other connection ever sees the table without them. nsl records its own bulk
         writes, and a trigger evaluated per row would cost a third of their time."""
+        self.mute_triggers(tbl)
+        yield
+        # On an exception the transaction is rolled back, and that brings the triggers back.
+        self.unmute_triggers(tbl)
+
+    def mute_triggers(self, tbl: Table):
         assert self._in_write
         for stmt in schema.drop_trigger_sql(tbl.tid):
             self.conn.execute(stmt)
-        try:
-            yield
-        finally:
-            for stmt in schema.trigger_sql(tbl.tid, tbl.name, tbl.key_col):
-                self.conn.execute(stmt)
+
+    def unmute_triggers(self, tbl: Table):
+        for stmt in schema.trigger_sql(tbl.tid, tbl.name, tbl.key_col):
+            self.conn.execute(stmt)
 
     def track_table(self, name: str, key_col: str) -> Table:
         """Register a user table that exists in SQLite and install its triggers (inside a write)."""

@@ -180,13 +180,13 @@ class _Saver:
 
     def _mute_triggers(self):
         """See Database.muted_triggers: off for the save, back on in finish()."""
-        self._muted = self.db.muted_triggers(self.tbl)
-        self._muted.__enter__()
+        self.db.mute_triggers(self.tbl)
+        self._muted = True
 
     def finish(self):
-        if getattr(self, "_muted", None) is not None:
-            self._muted.__exit__(None, None, None)
-            self._muted = None
+        if getattr(self, "_muted", False):
+            self.db.unmute_triggers(self.tbl)
+            self._muted = False
 
     def add_batch(self, batch):
         self._prepare_columns(batch)
