@@ -36,6 +36,40 @@ def init(ctx, path, hash_algo, as_json):
 
 
 @cli.command()
+@click.argument("path", default="nsl-demo.db", required=False)
+@json_option
+def demo(path, as_json):
+    """Make a demo database at PATH (default: nsl-demo.db, replaced if there) and show around it.
+
+    It holds two tables and a short history, including a change made with plain SQL. Then try
+    `nsl --db PATH log`, `find`, `history people 1`, `diff HEAD~2`, `checkout HEAD~3`, `verify`.
+    """
+    from ..core import demo as demomod
+    from ..core import history, objects
+    from ..core.database import Database
+
+    made = demomod.make_demo(path)
+    db = Database.open(path)
+    rep = verifymod.verify(db)
+    found = list(objects.find(db, "people", {"born": {"$gt": 1900}}, sort="born"))
+    if as_json:
+        emit_json({**made, "verify": rep.ok, "head": rep.head, "found": found})
+        return
+    out = console()
+    out.print(f"made {made['path']}: {len(made['commits'])} commits, tables {', '.join(made['tables'])}\n")
+    out.print(f"$ nsl --db {path} log -n 3", markup=False)
+    for e in history.log(db, limit=3):
+        out.print(f"  [yellow]{e['commit'][:12]}[/] {e['date']}  {e['message']}")
+    out.print(f"\n$ nsl --db {path} find people '{{\"born\": {{\"$gt\": 1900}}}}' --sort born", markup=False)
+    for o in found:
+        out.print(f"  {o['id']}  {o['name']} ({o['born']}, {o['city']})", markup=False)
+    out.print(f"\n$ nsl --db {path} verify", markup=False)
+    out.print(f"  {rep.commits} commits, {rep.versions} versions, {rep.rows} rows: "
+              + ("ok" if rep.ok else "PROBLEMS") + f"; head {rep.head}", markup=False)
+    db.close()
+
+
+@cli.command()
 @json_option
 @pass_state
 def head(state, as_json):

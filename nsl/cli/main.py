@@ -38,7 +38,7 @@ class NslGroup(click.Group):
 
 COMMAND_ORDER = [
     "init", "save", "get", "find", "delete", "sql", "index", "status", "diff", "commit", "log", "show",
-    "history", "checkout", "revert", "restore", "head", "verify", "rebuild", "hash",
+    "history", "checkout", "revert", "restore", "head", "verify", "rebuild", "hash", "demo",
 ]
 
 

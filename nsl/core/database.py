@@ -68,6 +68,7 @@ class Table:
     key_col: str
     columns: list[str]
     json_columns: set[str] = field(default_factory=set)
+    has_rowid: bool = True
 
     @property
     def q(self) -> str:
@@ -269,7 +270,12 @@ class Database:
     def _table(self, tid, name, key_col) -> Table:
         json_cols = {r[0] for r in self.conn.execute(
             "SELECT name FROM nsl_json_column WHERE tid=?", (tid,))}
-        return Table(tid, name, key_col, self.table_columns(name), json_cols)
+        try:
+            self.conn.execute(f"SELECT rowid FROM {quote(name)} LIMIT 0")
+            has_rowid = True
+        except sqlite3.OperationalError:
+            has_rowid = False  # a WITHOUT ROWID table adopted from an existing file
+        return Table(tid, name, key_col, self.table_columns(name), json_cols, has_rowid)
 
     def table(self, name: str, *, missing_ok: bool = False) -> Table | None:
         row = self.conn.execute(

@@ -562,7 +562,7 @@ def find(db: Database, table: str, where: dict | None = None, *, sort=None, limi
 
 
 def find_sql(tbl: Table, where, sort) -> tuple[str, list]:
-    fields = query.Fields(tbl.columns, tbl.json_columns)
+    fields = query.Fields(tbl.columns, tbl.json_columns, key=tbl.key_col, rowid=tbl.has_rowid)
     cond, params = query.compile_where(where, fields)
     order = query.compile_sort(sort, fields)
     sql = (f"SELECT t.*, v.content FROM {tbl.q} AS t LEFT JOIN nsl_version AS v ON v.vid = "

@@ -84,7 +84,9 @@ def current_version(tbl: str, key: str) -> str:
     """SQL for the vid of the line an object shows at the head: its last one (the caller checks the
     line is not a deletion). With a straight history the last line is the current one; the index on
     (tbl, key) makes this one seek."""
-    return f"(SELECT max(x.vid) FROM nsl_version x WHERE x.tbl = {tbl} AND x.key = {key})"
+    # The unary + strips the key expression's column affinity: against a user column declared
+    # INTEGER, SQLite would otherwise convert x.key and give up the index (a scan per row).
+    return f"(SELECT max(x.vid) FROM nsl_version x WHERE x.tbl = {tbl} AND x.key = +{key})"
 
 
 def quote(name: str) -> str:

@@ -194,7 +194,7 @@ def _verify_tables(db: Database, rep: VerifyReport):
                     p.append(f"table {tbl.name}: change-tracking trigger nsl_{op}_{tbl.tid} is missing (run `nsl rebuild`)")
             tkey = f"t.{quote(tbl.key_col)}"
             if state:
-                join = (f"LEFT JOIN temp.{state} s ON s.tbl = ? AND s.key = {tkey} "
+                join = (f"LEFT JOIN temp.{state} s ON s.tbl = ? AND s.key = +{tkey} "
                         f"LEFT JOIN nsl_version v ON v.vid = s.vid")
             else:
                 join = f"LEFT JOIN nsl_version v ON v.vid = {current_version('?', tkey)} AND v.op != 'D'"

@@ -192,3 +192,25 @@ def test_library_and_orjson_agree_on_saved_json(db):
     obj = {"id": 1, "f": 1e20, "neg0": -0.0, "nested": {"a": [1, 2.5, None, True]}}
     nsl.save(db, "t", [obj])
     assert orjson.dumps(nsl.get(db, "t", 1)) == orjson.dumps(obj)
+
+
+def test_adopted_integer_key_table_finds_versions_through_the_index(tmp_path):
+    """A key column declared INTEGER must not make every lookup scan the table's history."""
+    import sqlite3
+
+    from nsl.core.objects import find_sql
+
+    path = tmp_path / "adopted.db"
+    c = sqlite3.connect(path)
+    c.execute("CREATE TABLE w(id INTEGER PRIMARY KEY, city TEXT)")
+    c.executemany("INSERT INTO w VALUES (?, ?)", [(i, "Oslo" if i % 2 else "Rome") for i in range(50)])
+    c.commit()
+    c.close()
+    db, res = nsl.init(path)
+    assert res.tracked == ["w"] and res.commit
+    sql, params = find_sql(db.table("w"), {"city": "Oslo"}, None)
+    plan = " ".join(r[3] for r in db.conn.execute("EXPLAIN QUERY PLAN " + sql, params))
+    assert "(tbl=? AND key=?)" in plan
+    assert len(list(nsl.find(db, "w", {"city": "Oslo"}))) == 25
+    assert nsl.get(db, "w", "3") == {"id": 3, "city": "Oslo"}
+    assert nsl.verify(db).ok
