@@ -184,7 +184,7 @@ def test_readme_opens_with_two_commands():
     lines = _readme_opening_commands()
     assert len(lines) == 2, lines
     demo, tests = lines
-    assert "pip install ." in demo and "nsl --db demo.db init" in demo
+    assert "pip install ." in demo and "nsl demo" in demo
     assert tests == "pip install -e '.[test]' && python -m pytest -q"
     shlex.split(demo)  # well-formed shell quoting
 
