@@ -23,6 +23,7 @@ from .database import Database
 from .values import has_long_int, loads
 
 DEPTH = 3  # batches in flight: enough to keep both cores busy, little memory
+WORKERS = 1  # the writer and one worker: one process per core
 
 
 def parallel_ok() -> bool:
@@ -98,7 +99,7 @@ def save_lines(db: Database, table: str, stream: BinaryIO, *, key=None, message=
         saver.add_batch(objs0)
         pending = deque()
         pos = saver.pos
-        with multiprocessing.get_context("fork").Pool(1) as pool:
+        with multiprocessing.get_context("fork").Pool(WORKERS) as pool:
             for block, lineno in blocks:
                 pending.append(pool.apply_async(_prepare, (
                     block, lineno, pos, list(saver.tbl.columns), saver.key_col, db.hash_algo,
