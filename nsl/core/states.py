@@ -95,18 +95,21 @@ def add_touched_after(db: Database, objs: str, cid: int, table: str | None = Non
     db.conn.execute(sql, params)
 
 
-def _version_expr(db: Database, cid: int | None) -> tuple[str, list]:
-    """SQL for the version object o shows at commit `cid` (None: the head), NULL when it has none."""
-    bound, params = ("", []) if cid is None else (" AND v.vid <= ?", [line_range(db, cid)[1]])
-    return ("(SELECT CASE WHEN v.op = 'D' THEN NULL ELSE v.vid END FROM nsl_version v "
-            f"WHERE v.tbl = o.tbl AND v.key = o.key{bound} ORDER BY v.vid DESC LIMIT 1)"), params
-
-
 def compare(db: Database, objs: str, a_cid: int | None, b_cid: int | None) -> list[tuple]:
-    """(tbl, key, vid at a, vid at b) for each object of `objs` (linear history; None: the head)."""
-    ea, pa = _version_expr(db, a_cid)
-    eb, pb = _version_expr(db, b_cid)
-    return db.conn.execute(f"SELECT o.tbl, o.key, {ea}, {eb} FROM temp.{objs} o", pa + pb).fetchall()
+    """(tbl, key, vid at a, vid at b) for each object of `objs` (linear history; None: the head),
+    None where the object is deleted or not yet made. One pass over each object's lines: a line
+    is packed as vid*2 + is-deletion, so max() finds the last line and whether it deletes."""
+    bounds = []
+    for cid in (a_cid, b_cid):
+        if cid is None:
+            bounds.append("v.vid * 2 + (v.op = 'D')")
+        else:
+            bounds.append(f"CASE WHEN v.vid <= {int(line_range(db, cid)[1])} THEN v.vid * 2 + (v.op = 'D') END")
+    rows = db.conn.execute(
+        f"SELECT o.tbl, o.key, max({bounds[0]}), max({bounds[1]}) FROM temp.{objs} o "
+        f"LEFT JOIN nsl_version v ON v.tbl = o.tbl AND v.key = o.key GROUP BY o.tbl, o.key").fetchall()
+    unpack = lambda x: None if x is None or x & 1 else x >> 1  # noqa: E731
+    return [(t, k, unpack(a), unpack(b)) for t, k, a, b in rows]
 
 
 def write_rows(db: Database, tbl: Table, items) -> None:

@@ -140,3 +140,12 @@ def test_revert_refuses_when_the_object_changed_since(people):
     with pytest.raises(RevertConflict, match="people/1"):
         nsl.revert(db, c2)
     assert nsl.head(db) == head
+
+
+def test_restore_removes_rows_inserted_outside_nsl(people, db_path):
+    db, _ = people
+    outside(db_path, "INSERT INTO people(id, name) VALUES (42, 'never committed')")
+    nsl.restore(db)
+    assert nsl.status(db) == []
+    assert [o["id"] for o in nsl.find(db, "people")] == [1]
+    assert nsl.verify(db).ok
