@@ -93,9 +93,17 @@ class Database:
 
     # ---- opening -------------------------------------------------------------------------------
     @staticmethod
-    def _connect(path: Path) -> sqlite3.Connection:
+    def _connect(path: Path, configure: bool = True) -> sqlite3.Connection:
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False,
                                timeout=busy_timeout())
+        if configure:
+            Database._configure(conn)
+        return conn
+
+    @staticmethod
+    def _configure(conn: sqlite3.Connection) -> None:
+        """Settings every nsl connection has; applied only once the file is known to be nsl's, since
+        WAL mode rewrites the file's header."""
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=OFF")
@@ -104,7 +112,6 @@ class Database:
         from . import query
 
         query.register_functions(conn)
-        return conn
 
     @classmethod
     def open(cls, path=None) -> "Database":
@@ -118,21 +125,27 @@ class Database:
                 magic = f.read(16)
         except OSError as e:
             raise NoDatabase(f"cannot read {str(p)!r}: {e.strerror}") from None
-        if magic and magic != b"SQLite format 3\x00":
-            raise NotANslDatabase(f"{str(p)!r} is not a SQLite database")
-        conn = cls._connect(p)
-        db = cls(p, conn)
+        not_sqlite = "give --db the path of a nsl database, or `nsl init` a new path"
+        if not magic:
+            raise NotANslDatabase(f"{str(p)!r} is an empty file, not a nsl database")
+        if magic != b"SQLite format 3\x00":
+            raise NotANslDatabase(f"{str(p)!r} is not a SQLite database", hint=not_sqlite)
+        # Look before configuring: a file that is not nsl's must be left exactly as it was.
+        conn = cls._connect(p, configure=False)
         try:
+            conn.execute("PRAGMA query_only=1")
             ok = conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='nsl_meta'"
-            ).fetchone()
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='nsl_meta'").fetchone()
+            ok = ok and conn.execute("SELECT value FROM nsl_meta WHERE name='db_code'").fetchone()
+            conn.execute("PRAGMA query_only=0")
         except sqlite3.DatabaseError as e:
             conn.close()
-            raise NotANslDatabase(f"{str(p)!r} is not a SQLite database ({e})") from None
-        if not ok or db.meta("db_code") is None:
+            raise NotANslDatabase(f"{str(p)!r} is not a readable SQLite database ({e})", hint=not_sqlite) from None
+        if not ok:
             conn.close()
             raise NotANslDatabase(f"{str(p)!r} is a SQLite file but not a nsl database")
-        return db
+        cls._configure(conn)
+        return cls(p, conn)
 
     @classmethod
     def init(cls, path=None, *, hash_algo: str = "sha1") -> tuple["Database", bool]:

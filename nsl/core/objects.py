@@ -216,11 +216,11 @@ class _Saver:
             part = keys[i:i + 500]
             q = ",".join("?" * len(part))
             # The bare columns come from the row holding max(vid): the object's last line.
-            for k, vid, uuid, cid, op in conn.execute(
-                    f"SELECT key, max(vid), uuid, cid, op FROM nsl_version WHERE tbl=? AND key IN ({q}) "
+            for k, vid, uuid, cid, op, digest in conn.execute(
+                    f"SELECT key, max(vid), uuid, cid, op, digest FROM nsl_version WHERE tbl=? AND key IN ({q}) "
                     f"GROUP BY key", (name, *part)):
                 if op != "D":
-                    out[k] = (vid, uuid, cid)
+                    out[k] = (vid, uuid, cid, digest)
         return out
 
     def _write(self, rows: dict, n: int):
@@ -257,7 +257,7 @@ class _Saver:
             if old is None:
                 ins_versions.append((vid, cid, name, k, "I", uuid, digest, None, content))
                 vid += 1
-            elif old[1] == uuid:
+            elif old[1] == uuid or _same_but_wider(content, old[3], self.sha):
                 continue
             elif old[2] == cid:
                 inplace.append((uuid, digest, content, old[0]))
@@ -440,6 +440,20 @@ def _widen(rows: dict, old_cols: list, cols: list, sha) -> dict:
     return out
 
 
+def _same_but_wider(content: str, old_digest: str, sha) -> bool:
+    """Whether a new version only differs from the old one by columns added to the table since,
+    which this object does not have: then it is the same object, not a change."""
+    head, _, body = content.partition("\n")
+    if not body.endswith("|-"):
+        return False
+    cells = body.split("|")
+    m = len(cells)
+    while m > 1 and cells[m - 1] == "-":
+        m -= 1
+    narrow = "|".join(head.split("|")[:m]) + "\n" + "|".join(cells[:m])
+    return sha(narrow.encode()).hexdigest() == old_digest
+
+
 def _json_type(v) -> str:
     return {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number",
             bool: "a boolean", type(None): "null"}.get(type(v), type(v).__name__)
@@ -549,9 +563,14 @@ def find(db: Database, table: str, where: dict | None = None, *, sort=None, limi
     sql, params = find_sql(tbl, where, sort)
     sql += " LIMIT ? OFFSET ?"
     params = [*params, -1 if limit is None else limit, skip or 0]
-    cols = tbl.columns
-    cur = db.conn.execute(sql, params)
     picker = _picker(fields)
+    # Everything that can be wrong with the request fails here, before the first object is yielded.
+    cur = db.conn.execute(sql, params)
+    return _objects(db, tbl, cur, picker)
+
+
+def _objects(db: Database, tbl: Table, cur, picker) -> Iterator[dict]:
+    cols = tbl.columns
     while True:
         rows = cur.fetchmany(1000)
         if not rows:

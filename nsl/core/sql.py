@@ -23,10 +23,24 @@ _TABLE_SECOND = {sqlite3.SQLITE_CREATE_INDEX, sqlite3.SQLITE_DROP_INDEX, sqlite3
                  sqlite3.SQLITE_DROP_TRIGGER, sqlite3.SQLITE_ALTER_TABLE}
 
 
+_TRIGGER_ACTIONS = {sqlite3.SQLITE_CREATE_TRIGGER, sqlite3.SQLITE_DROP_TRIGGER,
+                    sqlite3.SQLITE_CREATE_TEMP_TRIGGER, sqlite3.SQLITE_DROP_TEMP_TRIGGER}
+
+
+def _nsl(name) -> bool:
+    return (name or "").lower().startswith("nsl_")
+
+
 def _protect_history(action, arg1, arg2, dbname, source):
-    name = (arg2 if action in _TABLE_SECOND else arg1) or ""
-    if action in _WRITE_ACTIONS and name.lower().startswith("nsl_") and not (source or "").startswith("nsl_"):
+    # A trigger named nsl_* may write nsl's tables (that is how changes are noted), so user SQL may
+    # neither make nor drop one, nor hang any trigger on nsl's tables.
+    if action in _TRIGGER_ACTIONS and (_nsl(arg1) or _nsl(arg2)):
         return sqlite3.SQLITE_DENY
+    name = (arg2 if action in _TABLE_SECOND else arg1) or ""
+    if action in _WRITE_ACTIONS and _nsl(name) and not _nsl(source):
+        return sqlite3.SQLITE_DENY
+    if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
+        return sqlite3.SQLITE_DENY  # ATTACH creates files, even from "read-only" SQL
     if action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() in ("query_only", "writable_schema"):
         return sqlite3.SQLITE_DENY
     return sqlite3.SQLITE_OK
@@ -36,6 +50,8 @@ def run(db: Database, sql: str, params=(), *, write: bool = False) -> tuple[list
     """(column names, rows) of one SQL statement. Writes need write=True and are left uncommitted
     in nsl's sense: the triggers note them and `nsl commit` records them."""
     conn = db.conn
+    if not sql or not sql.strip():
+        raise SQLError("no SQL given")
     if not write:
         conn.execute("PRAGMA query_only = 1")
         conn.set_authorizer(_protect_history)
@@ -43,12 +59,12 @@ def run(db: Database, sql: str, params=(), *, write: bool = False) -> tuple[list
             cur = conn.execute(sql, params)
             cols = [d[0] for d in cur.description or []]
             rows = cur.fetchall()
-        except sqlite3.OperationalError as e:
-            if "readonly" in str(e) or "read-only" in str(e) or "query_only" in str(e):
+        except sqlite3.DatabaseError as e:
+            if any(w in str(e) for w in ("readonly", "read-only", "query_only", "not authorized")):
                 raise ReadOnlySQL("this SQL writes; nsl sql is read-only unless --write is given",
                                   hint="add --write to change user tables (then `nsl commit` records it)") from None
             raise SQLError(f"SQL error: {e}") from None
-        except (sqlite3.DatabaseError, sqlite3.Warning, ValueError, OverflowError) as e:
+        except (sqlite3.Warning, ValueError, OverflowError) as e:
             raise SQLError(f"SQL error: {e}") from None
         finally:
             conn.set_authorizer(None)

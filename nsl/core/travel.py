@@ -149,7 +149,9 @@ def revert(db: Database, ref: str, *, message=None, author=None) -> WriteResult:
                 prow = db.conn.execute(
                     "SELECT vid FROM nsl_version WHERE tbl=? AND key=? AND uuid=? ORDER BY vid LIMIT 1",
                     (tbl, key, parent)).fetchone()
-                plan.append((tbl, key, "U", prow[0], cur[1] if cur else parent))
+                # Undoing a deletion makes the object anew (an I line), so that reverting that revert
+                # deletes it again; undoing an update goes back to the parent version.
+                plan.append((tbl, key, "U" if op == "U" else "I", prow[0], cur[1] if cur else None))
         if conflicts:
             raise RevertConflict(
                 f"cannot revert {uuid[:12]}: changed again since then: {', '.join(conflicts[:10])}"
@@ -163,11 +165,11 @@ def revert(db: Database, ref: str, *, message=None, author=None) -> WriteResult:
             else:
                 u, d, content = db.conn.execute(
                     "SELECT uuid, digest, content FROM nsl_version WHERE vid=?", (pvid,)).fetchone()
-                out.append((vid, w.cid, tbl, key, "U", u, d, cur_uuid, content))
+                out.append((vid, w.cid, tbl, key, op, u, d, cur_uuid, content))
         w.insert_lines(out)
         by_table: dict[str, list] = {}
         for tbl, key, op, pvid, _ in plan:
-            by_table.setdefault(tbl, []).append((key, pvid if op == "U" else None))
+            by_table.setdefault(tbl, []).append((key, pvid if op != "D" else None))
         for tbl, items in by_table.items():
             states.write_rows(db, db.table(tbl), items)
         return WriteResult(w.seal(), len(out), [])

@@ -185,10 +185,7 @@ def test_find_invalid_options(people, opts, words):
 
 
 @pytest.mark.parametrize("fmt", [
-    "--jsonl", "--csv",
-    pytest.param("--json", marks=pytest.mark.xfail(
-        strict=True, reason="BUG: `nsl find T --json` with a bad predicate or --limit -1 prints '[' on stdout "
-                            "before the error (objects.find is a generator; emit_rows writes '[' first)")),
+    "--jsonl", "--csv", "--json",
 ])
 def test_find_invalid_input_prints_nothing_on_stdout_in_any_format(people, fmt):
     refused(people, ["find", "people", "--limit", "-1", fmt], BadInput.exit_code, "--limit")
@@ -325,9 +322,6 @@ def test_plain_sqlite_file_is_not_a_nsl_database(nsl):
     assert nsl.dump() == dump
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: opening a plain SQLite file (any command, even `nsl head`) "
-                   "switches it to WAL journal mode before finding it is not a nsl database, rewriting "
-                   "its header (and a 0-byte file becomes a 4096-byte database)")
 @pytest.mark.parametrize("kind", ["plain", "empty"])
 def test_not_a_nsl_database_file_is_left_byte_for_byte(nsl, kind):
     if kind == "plain":
@@ -498,8 +492,6 @@ def test_sql_write_cannot_alter_nsl_tables(people, sql):
     refused(people, ["sql", sql, "--write"], SQLError.exit_code, "nsl")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: `nsl sql --write` lets a trigger named nsl_* be created on a user "
-                   "table; it then runs with the nsl_ privilege and deletes the history")
 def test_sql_write_cannot_rewrite_history_through_a_trigger(people):
     before = people.snapshot()
     r = people("sql", "CREATE TRIGGER nsl_evil AFTER INSERT ON people BEGIN DELETE FROM nsl_version; END",
@@ -510,9 +502,6 @@ def test_sql_write_cannot_rewrite_history_through_a_trigger(people):
     people.assert_verify_ok()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: `nsl sql 'DROP TRIGGER nsl_upd_1' --write` is allowed (the "
-                   "authorizer checks the table name, not the trigger name); later SQL edits are then not "
-                   "tracked and `nsl status` says 'nothing to commit' while verify fails")
 def test_sql_write_cannot_drop_change_tracking_triggers(people):
     before = people.snapshot()
     r = people("sql", "DROP TRIGGER nsl_upd_1", "--write")

@@ -292,9 +292,6 @@ def test_the_db_option_and_nsl_db_variable(nsl, tmp_path):
     assert nsl("get", "t", "1", "--json", env=env).json["where"] == "main"  # cwd is tmp_path: ./nsl.db
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: saving an object identical to its current version makes a new "
-                   "commit with a no-op 'U' version when other objects added columns to the table since that "
-                   "version was written (the uuid is compared on the row text, which now has trailing empty cells)")
 def test_saving_an_unchanged_object_makes_no_commit_after_columns_were_added(nsl):
     nsl.ok("init")
     nsl.ok("save", "people", '{"id": 1, "name": "Ada"}')
@@ -306,9 +303,6 @@ def test_saving_an_unchanged_object_makes_no_commit_after_columns_were_added(nsl
     assert [h["op"] for h in nsl.ok("history", "people", "1", "--json").json] == ["I"]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: reverting a deletion records a 'U' line whose parent is the same "
-                   "version, so reverting that revert leaves the object in place (a no-op commit) instead of "
-                   "deleting it again")
 def test_reverting_the_revert_of_a_deletion_deletes_again(nsl):
     nsl.ok("init")
     nsl.ok("save", "people", '{"id": 4, "name": "Di"}')
