@@ -52,16 +52,17 @@ def parse_lines(lines: list[bytes], first_lineno: int) -> list:
     return out
 
 
-def _prepare(lines, first_lineno, pos, cols, key_col, algo, known_json):
-    """In the worker: parse, check, give keys, hash. Objects with new attributes go back unhashed,
-    since only the writer may add columns."""
+def _prepare(lines, first_lineno, pos, cols, key_col, algo, known_json, cid, table):
+    """In the worker: parse, check, give keys, hash, and lay out the rows exactly as the writer will
+    insert them if every key is new, so that it only has to run two executemany(). Objects with new
+    attributes go back unhashed, since only the writer may add columns."""
     objs = parse_lines(lines, first_lineno)
     objects.normalize(objs, key_col, pos)
     known = set(cols)
     if not all(map(known.issuperset, objs)):
-        return "objects", objs, None, cols
+        return "objects", objs, None, cols, len(objs)
     rows, new_json = objects.compute_rows(objs, cols, key_col, algo, known_json)
-    return "rows", rows, new_json, cols
+    return "prepared", objects.lay_out(rows, cid, table), new_json, cols, len(objs)
 
 
 def _blocks(stream: BinaryIO, size: int):
@@ -103,7 +104,7 @@ def save_lines(db: Database, table: str, stream: BinaryIO, *, key=None, message=
             for block, lineno in blocks:
                 pending.append(pool.apply_async(_prepare, (
                     block, lineno, pos, list(saver.tbl.columns), saver.key_col, db.hash_algo,
-                    frozenset(saver.known_json))))
+                    frozenset(saver.known_json), saver.writer.cid, saver.tbl.name)))
                 pos += len(block)
                 if len(pending) >= DEPTH:
                     _apply(saver, pending.popleft().get())
@@ -116,11 +117,11 @@ def save_lines(db: Database, table: str, stream: BinaryIO, *, key=None, message=
 
 
 def _apply(saver, result):
-    kind, payload, new_json, cols = result
+    kind, payload, new_json, cols, count = result
     if kind == "objects":
         saver.add_batch(payload)
     else:
-        saver.add_rows(payload, new_json, cols, len(payload))
+        saver.add_prepared(payload, new_json, cols, count)
 
 
 __all__ = ["save_lines", "parallel_ok", "parse_lines", "NslError", "InvalidObject"]

@@ -131,6 +131,13 @@ class CommitWriter:
         self._objs.update(chunk)
         self._nlines += len(rows)
 
+    def add_lines_text(self, chunk: bytes, n: int) -> None:
+        """Account for n I lines that were inserted directly (their text already made elsewhere)."""
+        self._whole.update(chunk)
+        self._objs.update(chunk)
+        self._nlines += n
+        self.next_vid += n
+
     def checkpoint(self):
         return self._whole.copy(), self._objs.copy(), self._nlines, self.next_vid
 

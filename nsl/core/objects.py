@@ -24,7 +24,7 @@ from ..errors import (
     ValueOutOfRange,
 )
 from . import query, rowtext, schema
-from .commits import CommitWriter
+from .commits import CommitWriter, encode_name
 from .database import Database, Table, check_column_name, check_table_name
 from .rowtext import ABSENT, JSON, float_text, float_texts, header, typed_cell
 from .schema import current_version, quote
@@ -193,6 +193,45 @@ class _Saver:
         rows, new_json = compute_rows(batch, self.tbl.columns, self.key_col, self.db.hash_algo, self.known_json)
         self.add_rows(rows, new_json, self.tbl.columns, len(batch))
 
+    def add_prepared(self, laid: tuple, new_json: set, cols: list, count: int):
+        """Write rows laid out by lay_out() in a worker: when all their keys are new, two executemany()
+        and one hash update; otherwise (or if columns were added since) the general path."""
+        user_rows, versions, chunk = laid
+        db, tbl, w = self.db, self.tbl, self.writer
+        if cols == tbl.columns and self.optimistic is not False and not (new_json - self.known_json):
+            if self.optimistic is None:
+                self.optimistic = not db.conn.execute(
+                    "SELECT 1 FROM nsl_pending WHERE tid=? LIMIT 1", (tbl.tid,)).fetchone()
+            if self.optimistic:
+                db.conn.execute("SAVEPOINT nsl_batch")
+                try:
+                    db.conn.executemany(self._insert_sql(len(cols), plain=True), user_rows)
+                    # vid is left to SQLite: the next rowids, in order, which is what take_vids gives.
+                    db.conn.executemany(
+                        "INSERT INTO nsl_version(cid, tbl, key, op, uuid, digest, parents, content) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", versions)
+                except sqlite3.IntegrityError:
+                    db.conn.execute("ROLLBACK TO nsl_batch")
+                    db.conn.execute("RELEASE nsl_batch")
+                else:
+                    db.conn.execute("RELEASE nsl_batch")
+                    w.add_lines_text(chunk, len(versions))
+                    self.pos += count
+                    self.changed += len(versions)
+                    if self.collect:
+                        self.keys.extend(v[2] for v in versions)
+                    return
+        rows = {v[2]: (u, v[4], v[5], v[7]) for u, v in zip(user_rows, versions)}
+        self.add_rows(rows, new_json, cols, count)
+
+    def _insert_sql(self, n: int, plain: bool) -> str:
+        tbl = self.tbl
+        sql = f"INSERT INTO {tbl.q} ({', '.join(quote(c) for c in tbl.columns)}) VALUES ({', '.join('?' * n)})"
+        if not plain:
+            sets = ", ".join(f"{quote(c)}=excluded.{quote(c)}" for c in tbl.columns if c != self.key_col)
+            sql += f" ON CONFLICT({tbl.qkey}) DO " + (f"UPDATE SET {sets}" if sets else "NOTHING")
+        return sql
+
     def add_rows(self, rows: dict, new_json: set, cols: list, count: int):
         """Write rows computed by compute_rows (here or in a worker process) for columns `cols`."""
         tbl, db = self.tbl, self.db
@@ -266,12 +305,7 @@ class _Saver:
                 vid += 1
             user_rows.append(vals)
         w.next_vid = vid
-        cols = tbl.columns
-        qcols = ", ".join(quote(c) for c in cols)
-        sets = ", ".join(f"{quote(c)}=excluded.{quote(c)}" for c in cols if c != self.key_col)
-        sql = f"INSERT INTO {tbl.q} ({qcols}) VALUES ({', '.join('?' * n)})"
-        if not plain:
-            sql += f" ON CONFLICT({tbl.qkey}) DO " + (f"UPDATE SET {sets}" if sets else "NOTHING")
+        sql = self._insert_sql(n, plain)
         try:
             db.conn.executemany(sql, user_rows)
         except sqlite3.IntegrityError as e:
@@ -301,7 +335,7 @@ def _columnar(batch, cols, idx, hdr, sha, key_i):
     the row-wise path; returns None when the batch does not qualify."""
     attrs = tuple(batch[0])
     na = len(attrs)
-    if not na or any(len(o) != na for o in batch):
+    if not na or set(map(len, batch)) != {na}:
         return None
     try:
         tuples = list(map(operator.itemgetter(*attrs), batch)) if na > 1 else [(o[attrs[0]],) for o in batch]
@@ -343,7 +377,7 @@ def _columnar(batch, cols, idx, hdr, sha, key_i):
     uuids = map(_hexdigest, map(sha, map(_encode, map("|".join, zip(*text_cols)))))
     contents = list(map(hdr.__add__, map("|".join, zip(*cell_cols))))
     digests = map(_hexdigest, map(sha, map(_encode, contents)))
-    values = map(list, zip(*vals_cols))
+    values = zip(*vals_cols)
     keys = vals_cols[key_i]
     return dict(zip(keys, zip(values, uuids, digests, contents)))
 
@@ -438,6 +472,15 @@ def _widen(rows: dict, old_cols: list, cols: list, sha) -> dict:
         content = hdr + content.partition("\n")[2] + "|-" * extra
         out[k] = (vals, sha(rowtext.row_text(vals)).hexdigest(), sha(content.encode()).hexdigest(), content)
     return out
+
+
+def lay_out(rows: dict, cid: int, table: str) -> tuple:
+    """(user rows, version lines without vid, commit-line text) for a batch whose keys are all new."""
+    user_rows = [r[0] for r in rows.values()]
+    versions = [(cid, table, k, "I", uuid, digest, None, content) for k, (_, uuid, digest, content) in rows.items()]
+    fmt = "I " + encode_name(table) + " {} {}\n"
+    chunk = "".join(map(fmt.format, [v[4] for v in versions], [v[5] for v in versions]))
+    return user_rows, versions, chunk.encode("utf-8", "surrogatepass")
 
 
 def _same_but_wider(content: str, old_digest: str, sha) -> bool:
