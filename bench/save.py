@@ -3,8 +3,10 @@
     python bench/save.py [--n 100000] [--runs 3]
 
 (a) reference: sqlite3 + orjson, executemany into a 5-column table in one transaction (WAL,
-    synchronous=NORMAL); (b) nsl.save in-process via iter_json_input; (c) `nsl save t < file` as a
-    subprocess; (d) `sqlite-utils insert db t file --nl --pk id` as a subprocess.
+    synchronous=NORMAL); (b) nsl's JSON-lines save in-process (bulk.save_lines: what `nsl save` runs,
+    parsing and hashing in a forked worker while this process writes); (b') nsl.save of parsed
+    objects in one process; (c) `nsl save t < file` as a subprocess (start-up included);
+    (d) `sqlite-utils insert db t file --nl --pk id` as a subprocess.
 Each is the best of --runs runs into a fresh database. Goals: nsl <= 3x the reference, faster than
 sqlite-utils.
 """
@@ -43,6 +45,20 @@ def nsl_in_process(db_path, jsonl):
     return dt
 
 
+def nsl_lines_in_process(db_path, jsonl):
+    import nsl
+    from nsl.core import bulk
+
+    t0 = time.perf_counter()
+    db, _ = nsl.init(str(db_path))
+    with open(jsonl, "rb") as f:
+        res = bulk.save_lines(db, "t", f)
+    db.conn.close()
+    dt = time.perf_counter() - t0
+    assert res.count == N, (res.count, N)
+    return dt
+
+
 def nsl_cli(db_path, jsonl):
     C.run(C.nsl_cmd() + ["--db", str(db_path), "init"])  # not timed: creating the empty database
     dt, _ = C.time_run(C.nsl_cmd() + ["--db", str(db_path), "save", "t"], stdin_path=jsonl)
@@ -72,6 +88,7 @@ def main():
     if SQLITE_UTILS is None:
         print("sqlite-utils not found: pip install 'sqlite-utils>=3.35' (the `bench` extra); skipping (d)")
     contenders = [("reference sqlite3+orjson executemany", reference),
+                  ("nsl JSON-lines save (in-process)", nsl_lines_in_process),
                   ("nsl.save (in-process)", nsl_in_process),
                   ("nsl save t < file (CLI)", nsl_cli)]
     if SQLITE_UTILS:
@@ -96,8 +113,10 @@ def main():
         rows = [[label, C.fmt_s(t), f"{N / t:,.0f}", f"{t / ref:.2f}x"] for label, t in best.items()]
         C.table(rows, ["contender", "best time", "objects/s", "vs reference"])
         print()
+        nsl_lines = best["nsl JSON-lines save (in-process)"]
         nsl_ip = best["nsl.save (in-process)"]
         nsl_cl = best["nsl save t < file (CLI)"]
+        C.goal("nsl-jsonl-save/ref", nsl_lines / ref, 3.0)
         C.goal("nsl.save/ref", nsl_ip / ref, 3.0)
         C.goal("nsl-cli/ref", nsl_cl / ref, 3.0)
         if SQLITE_UTILS:
