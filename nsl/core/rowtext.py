@@ -161,6 +161,7 @@ _tail = operator.itemgetter(slice(1, None))
 _unpack = struct.Struct(">d").unpack
 _first = operator.itemgetter(0)
 _encode = operator.methodcaller("encode", "utf-8", "surrogatepass")
+_utf8_decode = operator.methodcaller("decode", "utf-8", "surrogatepass")
 
 
 def decode_bodies(bodies: list[str], ncols: int) -> list[tuple]:
@@ -168,12 +169,12 @@ def decode_bodies(bodies: list[str], ncols: int) -> list[tuple]:
     column whose cells share one tag decodes with C-level map() calls."""
     if not bodies:
         return []
-    cells = [b.split("|") for b in bodies]
-    if any(len(c) != ncols for c in cells):
+    cells = list(map(str.split, bodies, _repeat("|")))
+    if set(map(len, cells)) != {ncols}:
         raise ValueError("typed encoding has a different number of cells and columns")
     out_cols = []
     for col in zip(*cells):
-        tags = {c[:1] for c in col}
+        tags = set(map(_first, col))
         if len(tags) != 1:
             out_cols.append([decode_cell(c)[0] for c in col])
             continue
@@ -181,7 +182,7 @@ def decode_bodies(bodies: list[str], ncols: int) -> list[tuple]:
         if tag == "i":
             out_cols.append(list(map(int, map(_tail, col))))
         elif tag in ("t", "j"):
-            out_cols.append([b.decode("utf-8", "surrogatepass") for b in map(bytes.fromhex, map(_tail, col))])
+            out_cols.append(list(map(_utf8_decode, map(bytes.fromhex, map(_tail, col)))))
         elif tag == "r":
             out_cols.append(list(map(_first, map(_unpack, map(bytes.fromhex, map(_tail, col))))))
         elif tag in ("n", "-"):

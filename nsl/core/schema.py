@@ -74,7 +74,9 @@ CREATE TABLE IF NOT EXISTS nsl_leaf(cid INTEGER PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS nsl_busy(x);
 -- Versions are found through their object: an index on the random uuids alone would cost more
 -- than the rest of a bulk save (inserts all over the tree), and every lookup knows the object.
-CREATE INDEX IF NOT EXISTS nsl_version_obj ON nsl_version(tbl, key);
+-- With op (and the rowid, vid) in it, "each object's last line, and is it a deletion" is read
+-- from the index alone.
+CREATE INDEX IF NOT EXISTS nsl_version_obj ON nsl_version(tbl, key, op);
 """
 
 DERIVED_NAMES = ("nsl_json_column", "nsl_plink", "nsl_leaf")

@@ -6,7 +6,7 @@ import operator
 from dataclasses import dataclass, field
 
 from . import commits, rowtext, schema, states
-from .database import Database
+from .database import Database, gc_pause, gc_resume
 from .rowtext import JSON, decode_content, row_text
 from .schema import current_version, quote
 
@@ -36,16 +36,20 @@ _utf8 = operator.methodcaller("encode", "utf-8", "surrogatepass")
 def verify(db: Database) -> VerifyReport:
     """Recompute every hash (versions, typed digests, commits, head) and compare the user tables with
     the state the history gives them. Nothing is changed."""
-    with db.read():
-        rep = VerifyReport(commits.head(db))
-        h = rowtext.hasher(db.hash_algo)
-        _verify_versions(db, rep, h)
-        if len(rep.problems) <= MAX_PROBLEMS:
-            _verify_lineage(db, rep)
-            _verify_commits(db, rep, h)
-            _verify_derived(db, rep)
-            _verify_tables(db, rep)
-        return rep
+    gc_was_on = gc_pause()
+    try:
+        with db.read():
+            rep = VerifyReport(commits.head(db))
+            h = rowtext.hasher(db.hash_algo)
+            _verify_versions(db, rep, h)
+            if len(rep.problems) <= MAX_PROBLEMS:
+                _verify_lineage(db, rep)
+                _verify_commits(db, rep, h)
+                _verify_derived(db, rep)
+                _verify_tables(db, rep)
+            return rep
+    finally:
+        gc_resume(gc_was_on)
 
 
 def _verify_versions(db: Database, rep: VerifyReport, h):
