@@ -756,9 +756,10 @@ def _classify(db: Database, tbl: Table, row, cur):
     return ("modified" if cur else "added"), old, new
 
 
-def _pending_rows(db: Database):
+def _pending_rows(db: Database, skip_restored: bool = False):
     """Per pending key, in one query per table: (tbl, key, row values or None, current version
-    (vid, uuid, content) or None, restored version hint (uuid, digest, content) or None)."""
+    (vid, uuid, content) or None, restored version hint (uuid, digest, content) or None).
+    skip_restored leaves out rows `nsl restore` put back and nothing changed since."""
     for (tid,) in db.conn.execute("SELECT DISTINCT tid FROM nsl_pending ORDER BY tid").fetchall():
         tbl = db.table_by_tid(tid)
         n = len(tbl.columns)
@@ -766,7 +767,9 @@ def _pending_rows(db: Database):
             f"SELECT p.key, t.{tbl.qkey} IS NOT NULL, v.vid, v.uuid, v.content, h.uuid, h.digest, h.content, t.* "
             f"FROM nsl_pending p LEFT JOIN {tbl.q} t ON t.{tbl.qkey} = p.key "
             f"LEFT JOIN nsl_version v ON v.vid = {current_version('?', 'p.key')} AND v.op != 'D' "
-            f"LEFT JOIN nsl_version h ON h.vid = p.vid WHERE p.tid = ? ORDER BY p.key", (tbl.name, tid))
+            f"LEFT JOIN nsl_version h ON h.vid = p.vid WHERE p.tid = ? "
+            + (f"AND NOT (p.vid IS NOT NULL AND t.{tbl.qkey} IS NOT NULL) " if skip_restored else "")
+            + "ORDER BY p.key", (tbl.name, tid))
         while True:
             batch = cur.fetchmany(2000)
             if not batch:
@@ -777,13 +780,38 @@ def _pending_rows(db: Database):
                        (r[5], r[6], r[7]) if r[5] is not None else None)
 
 
+def _commit_restored(db: Database, w: CommitWriter) -> int:
+    """Lines for the rows `nsl restore` put back, in one INSERT ... SELECT per table: each row is the
+    version its hint names (an edit since would have cleared the hint), so nothing is hashed or
+    even read into Python. Returns the number of lines."""
+    n = 0
+    for (tid,) in db.conn.execute(
+            "SELECT DISTINCT tid FROM nsl_pending WHERE vid IS NOT NULL ORDER BY tid").fetchall():
+        tbl = db.table_by_tid(tid)
+        before = db.conn.execute("SELECT ifnull(max(vid), 0) FROM nsl_version").fetchone()[0]
+        db.conn.execute(
+            f"INSERT INTO nsl_version(cid, tbl, key, op, uuid, digest, parents, content) "
+            f"SELECT ?, ?, p.key, CASE WHEN c.uuid IS NULL THEN 'I' ELSE 'U' END, h.uuid, h.digest, c.uuid, "
+            f"h.content FROM nsl_pending p JOIN nsl_version h ON h.vid = p.vid "
+            f"LEFT JOIN nsl_version c ON c.vid = {current_version('?', 'p.key')} AND c.op != 'D' "
+            f"WHERE p.tid = ? AND c.uuid IS NOT h.uuid "
+            f"AND EXISTS (SELECT 1 FROM {tbl.q} t WHERE t.{tbl.qkey} = p.key) ORDER BY p.key",
+            (w.cid, tbl.name, tbl.name, tid))
+        added = db.conn.execute("SELECT ifnull(max(vid), 0) FROM nsl_version").fetchone()[0] - before
+        if added:
+            n += added
+            w.next_vid += added
+            w.dirty = True  # these lines were not hashed as they went in: seal() reads them back
+    return n
+
+
 def commit_pending(db: Database, *, message=None, author=None, meta=None) -> WriteResult:
     """Record the changes made outside nsl (noted by the triggers) as one commit."""
     with db.write():
         w = CommitWriter(db, _meta(message, author, meta))
         algo = db.hash_algo
         lines, json_cols = [], []
-        for tbl, k, row, cur, hint in _pending_rows(db):
+        for tbl, k, row, cur, hint in _pending_rows(db, skip_restored=True):
             if row is None:
                 if cur is not None:
                     lines.append((w.take_vids(1), w.cid, tbl.name, k, "D", None, None, cur[1], None))
@@ -816,11 +844,12 @@ def commit_pending(db: Database, *, message=None, author=None, meta=None) -> Wri
             lines.append((vid, w.cid, tbl.name, k, op, uuid, digest, parents, content))
         if lines:
             w.insert_lines(lines)
+        n = len(lines) + _commit_restored(db, w)
         db.conn.executemany("INSERT OR IGNORE INTO nsl_json_column(tid, name) VALUES (?, ?)", json_cols)
         db.conn.execute("DELETE FROM nsl_pending")
-        if not lines:
+        if not n:
             raise NothingToCommit("nothing to commit: no tracked table changed since the last commit")
-        return WriteResult(w.seal(), len(lines), [])
+        return WriteResult(w.seal(), n, [])
 
 
 def row_hash(db: Database, table: str, key) -> str:
