@@ -39,6 +39,8 @@ def _protect_history(action, arg1, arg2, dbname, source):
     name = (arg2 if action in _TABLE_SECOND else arg1) or ""
     if action in _WRITE_ACTIONS and _nsl(name) and not _nsl(source):
         return sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_READ and (arg1 or "").lower() == "nsl_token":
+        return sqlite3.SQLITE_DENY  # token hashes and roles are nobody's business over SQL
     if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
         return sqlite3.SQLITE_DENY  # ATTACH creates files, even from "read-only" SQL
     if action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() in ("query_only", "writable_schema"):

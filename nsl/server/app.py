@@ -1,0 +1,430 @@
+"""The WSGI application: one route table, a middleware chain, and one JSON error shape.
+
+A request passes through, in order:
+
+    errors      every exception becomes {"error": {"code", "message"}} with its HTTP status; anything
+                that is not an NslError is a 500 "internal error" (the traceback goes to stderr only)
+    body cap    Content-Length beyond the cap is refused (413) before anything is read, and the input
+                stream is capped as it is read
+    routing     unknown path: 404; known path, other method: 405 with an Allow header
+    database    the request's connection (one per server thread), and a time limit on its SQL
+    auth        Bearer token; with no tokens in the database access is open; 401 / 403
+    JSON body   parsed exactly (orjson; no silently rounded integer); invalid: 400
+    handler     one core call per write
+
+Handlers return a JSON-able document (or a Response) and raise NslError for anything that goes wrong.
+"""
+from __future__ import annotations
+
+import functools
+import http.client
+import re
+import sqlite3
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Callable
+from urllib.parse import parse_qsl, unquote_to_bytes
+
+from ..core import tokens
+from ..core.database import Database
+from ..core.values import dumps, loads
+from ..errors import BadInput, Locked, NotFound, NslError
+
+DEFAULT_MAX_BODY = 16 * 1024 * 1024
+DEFAULT_TIME_LIMIT = 60.0
+
+# What each role may do. sync may only read until the sync endpoint arrives.
+PERMISSIONS = {
+    "read": frozenset({"read"}),
+    "sync": frozenset({"read"}),
+    "write": frozenset({"read", "write"}),
+    "admin": frozenset({"read", "write", "admin"}),
+}
+
+
+# ---- HTTP-level errors (part of the one hierarchy: they are NslErrors) ----------------------------
+
+class Unauthorized(NslError):
+    http_status = 401
+    code = "unauthorized"
+    headers = [("WWW-Authenticate", 'Bearer realm="nsl"')]
+
+
+class InvalidToken(Unauthorized):
+    code = "invalid_token"
+    headers = [("WWW-Authenticate", 'Bearer realm="nsl", error="invalid_token"')]
+
+
+class Forbidden(NslError):
+    http_status = 403
+    code = "forbidden"
+
+
+class UnknownRoute(NotFound):
+    code = "unknown_route"
+
+
+class MethodNotAllowed(NslError):
+    http_status = 405
+    code = "method_not_allowed"
+
+    def __init__(self, message, allow, **kw):
+        super().__init__(message, **kw)
+        self.headers = [("Allow", ", ".join(allow))]
+
+
+class BodyTooLarge(NslError):
+    http_status = 413
+    code = "body_too_large"
+
+
+class Timeout(NslError):
+    http_status = 503
+    code = "timeout"
+
+
+class Internal(NslError):
+    http_status = 500
+    code = "internal"
+
+
+# ---- routes, requests, responses ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Route:
+    """One endpoint. `pattern` is a path like /api/v1/tables/{table}; each {name} matches one segment."""
+
+    method: str
+    pattern: str
+    handler: Callable
+    permission: str                 # read, write or admin
+    query: tuple = ()               # the query parameters it accepts
+    body: str | None = None         # None: no body; "json": a JSON body is required; "optional"
+    summary: str = ""
+    regex: re.Pattern = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self):
+        parts = []
+        for seg in self.pattern.strip("/").split("/"):
+            if seg.startswith("{") and seg.endswith("}"):
+                parts.append(f"(?P<{seg[1:-1]}>[^/]+)")
+            else:
+                parts.append(re.escape(seg))
+        object.__setattr__(self, "regex", re.compile("/" + "/".join(parts)))
+
+
+@dataclass
+class Response:
+    status: int
+    doc: object = None
+    headers: list = field(default_factory=list)
+    body: bytes | None = None       # the serialized doc, made inside the error handling
+
+
+class Request:
+    """What a handler sees: the path parameters, the query, the parsed body, the caller, the database."""
+
+    def __init__(self, environ: dict, app: "App"):
+        self.environ = environ
+        self.app = app
+        self.method = environ.get("REQUEST_METHOD", "GET").upper()
+        self.raw_path = _raw_path(environ)
+        self.route: Route | None = None
+        self.params: dict[str, str] = {}
+        self._query: dict | None = None
+        self.json = None
+        self.db: Database | None = None
+        self.token_name: str | None = None
+        self.role: str | None = None
+
+    # -- the caller
+    def may(self, permission: str) -> bool:
+        return permission in PERMISSIONS.get(self.role or "", ())
+
+    # -- the query string
+    @property
+    def query(self) -> dict[str, str]:
+        if self._query is None:
+            qs = self.environ.get("QUERY_STRING", "")
+            try:
+                pairs = parse_qsl(qs, keep_blank_values=True, encoding="utf-8", errors="strict")
+            except (UnicodeDecodeError, ValueError):
+                raise BadInput("the query string is not valid UTF-8") from None
+            out = {}
+            allowed = self.route.query if self.route else ()
+            for k, v in pairs:
+                if k not in allowed:
+                    raise BadInput(f"unknown query parameter {k!r}" + (
+                        f" (this endpoint takes: {', '.join(allowed)})" if allowed else " (this endpoint takes none)"))
+                if k in out:
+                    raise BadInput(f"query parameter {k!r} is given twice")
+                out[k] = v
+            self._query = out
+        return self._query
+
+    def int_arg(self, name: str, default=None, *, maximum: int | None = None):
+        text = self.query.get(name)
+        if text is None or text == "":
+            return default
+        if not re.fullmatch(r"[0-9]{1,18}", text):
+            raise BadInput(f"{name} must be a whole number of 0 or more, not {text!r}")
+        n = int(text)
+        if maximum is not None and n > maximum:
+            raise BadInput(f"{name} must be at most {maximum}")
+        return n
+
+    # -- the body
+    def read_body(self) -> bytes:
+        stream = self.environ.get("wsgi.input")
+        if stream is None:
+            return b""
+        length = self.environ.get("nsl.content_length")
+        if length is not None:
+            chunks, left = [], length
+            while left > 0:
+                chunk = stream.read(min(left, 1 << 20))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                left -= len(chunk)
+            return b"".join(chunks)
+        if self.environ.get("wsgi.input_terminated"):
+            return stream.read()
+        return b""
+
+
+def _raw_path(environ) -> str:
+    """The path as the client sent it, still percent-encoded, so that %2F inside a key stays inside it.
+    (waitress gives REQUEST_URI; elsewhere PATH_INFO, already decoded, is the best there is.)"""
+    uri = environ.get("REQUEST_URI") or environ.get("RAW_URI")
+    if uri:
+        path = uri.split("?", 1)[0].split("#", 1)[0]
+        if "://" in path:  # absolute-form request target
+            path = "/" + path.split("://", 1)[1].partition("/")[2]
+        return path or "/"
+    return environ.get("PATH_INFO", "") or "/"
+
+
+def _decode_segment(seg: str) -> str:
+    try:
+        return unquote_to_bytes(seg).decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadInput("the path is not valid UTF-8 once percent-decoded") from None
+
+
+class _CappedInput:
+    """wsgi.input that refuses to hand out more than `cap` bytes."""
+
+    def __init__(self, stream, cap: int):
+        self.stream, self.cap, self.seen = stream, cap, 0
+
+    def _count(self, data: bytes) -> bytes:
+        self.seen += len(data)
+        if self.seen > self.cap:
+            raise BodyTooLarge(f"the request body is larger than {self.cap} bytes")
+        return data
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            size = self.cap + 1 - self.seen
+        return self._count(self.stream.read(max(0, min(size, self.cap + 1 - self.seen))))
+
+    def readline(self, size: int = -1) -> bytes:
+        limit = self.cap + 1 - self.seen
+        return self._count(self.stream.readline(limit if size is None or size < 0 else min(size, limit)))
+
+    def __iter__(self):
+        while True:
+            line = self.readline()
+            if not line:
+                return
+            yield line
+
+
+# ---- the application ----------------------------------------------------------------------------
+
+class App:
+    """The nsl WSGI application for the database at `db_path`.
+
+    max_body caps request bodies (bytes); time_limit bounds the SQL work of one request (seconds).
+    """
+
+    def __init__(self, db_path, *, routes=None, max_body: int = DEFAULT_MAX_BODY,
+                 time_limit: float = DEFAULT_TIME_LIMIT, log=None):
+        if routes is None:
+            from .api import ROUTES as routes
+        self.db_path = db_path
+        self.routes: list[Route] = list(routes)
+        self.max_body = int(max_body)
+        self.time_limit = float(time_limit)
+        self.log = log  # None: whatever sys.stderr is when an error happens
+        self._local = threading.local()
+        self._opened: list[Database] = []
+        self._lock = threading.Lock()
+        self._generation = 0
+        self.middleware = [self.errors, self.body_cap, self.routing, self.database, self.auth, self.json_body]
+        handler = self.dispatch
+        for mw in reversed(self.middleware):
+            handler = functools.partial(mw, next_=handler)
+        self._handle = handler
+
+    # -- WSGI
+    def __call__(self, environ, start_response):
+        req = Request(environ, self)
+        resp = self._handle(req)
+        body = resp.body if resp.body is not None else dumps(resp.doc)
+        reason = http.client.responses.get(resp.status, "")
+        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+                   ("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff")] + list(resp.headers)
+        start_response(f"{resp.status} {reason}", headers)
+        return [body]
+
+    def close(self):
+        """Close every connection the server threads opened (a later request opens a new one)."""
+        with self._lock:
+            opened, self._opened = self._opened, []
+            self._generation += 1
+        for db in opened:
+            try:
+                db.close()
+            except sqlite3.Error:
+                pass
+
+    def open_db(self) -> Database:
+        """This thread's connection to the database, opened on first use."""
+        cached = getattr(self._local, "db", None)
+        if cached is not None and cached[0] == self._generation:
+            return cached[1]
+        db = Database.open(self.db_path)
+        with self._lock:
+            self._opened.append(db)
+            self._local.db = (self._generation, db)
+        return db
+
+    # -- the chain
+    def errors(self, req: Request, next_) -> Response:
+        try:
+            resp = next_(req)
+            resp.body = dumps(resp.doc)
+            return resp
+        except NslError as e:
+            return error_response(e)
+        except UnicodeError:
+            # Only a string holding a lone surrogate (which JSON escapes can make) gets this far.
+            return error_response(BadInput("a string holds a lone surrogate (invalid Unicode); it cannot be stored"))
+        except sqlite3.OperationalError as e:
+            msg = str(e)
+            if "interrupted" in msg:
+                return error_response(Timeout(f"the request took longer than {self.time_limit:g} s and was stopped; "
+                                              "nothing was changed"))
+            if "locked" in msg or "busy" in msg:
+                return error_response(Locked("the database is busy; try again"))
+            return self._internal(req)
+        except Exception:
+            return self._internal(req)
+
+    def _internal(self, req: Request) -> Response:
+        try:
+            log = self.log or sys.stderr
+            log.write(f"nsl serve: error in {req.method} {req.raw_path}\n{traceback.format_exc()}")
+            log.flush()
+        except Exception:  # noqa: BLE001  (a broken log must not turn a 500 into a crash)
+            pass
+        return error_response(Internal("internal error"))
+
+    def body_cap(self, req: Request, next_) -> Response:
+        env = req.environ
+        text = (env.get("CONTENT_LENGTH") or "").strip()
+        if text:
+            if not re.fullmatch(r"[0-9]{1,20}", text):
+                raise BadInput(f"invalid Content-Length {text!r}")
+            n = int(text)
+            if n > self.max_body:
+                raise BodyTooLarge(f"the request body ({n} bytes) is larger than the {self.max_body} bytes allowed")
+            env["nsl.content_length"] = n
+        if env.get("wsgi.input") is not None:
+            env["wsgi.input"] = _CappedInput(env["wsgi.input"], self.max_body)
+        return next_(req)
+
+    def routing(self, req: Request, next_) -> Response:
+        allow = []
+        for route in self.routes:
+            m = route.regex.fullmatch(req.raw_path)
+            if m is None:
+                continue
+            if route.method == req.method:
+                req.route = route
+                req.params = {k: _decode_segment(v) for k, v in m.groupdict().items()}
+                return next_(req)
+            allow.append(route.method)
+        if allow:
+            raise MethodNotAllowed(f"{req.method} is not allowed here; use {' or '.join(allow)}", allow)
+        raise UnknownRoute(f"no such endpoint: {req.method} {req.raw_path[:200]}",
+                           hint="the API lives under /api/v1 (for example GET /api/v1/tables)")
+
+    def database(self, req: Request, next_) -> Response:
+        db = self.open_db()
+        if db.conn.in_transaction:  # never inherit a transaction a failed request left behind
+            db.conn.execute("ROLLBACK")
+        deadline = time.monotonic() + self.time_limit
+        db.conn.set_progress_handler(lambda: time.monotonic() > deadline, 20_000)
+        req.db = db
+        try:
+            return next_(req)
+        finally:
+            db.conn.set_progress_handler(None, 0)
+            if db.conn.in_transaction:
+                db.conn.execute("ROLLBACK")
+
+    def auth(self, req: Request, next_) -> Response:
+        if tokens.count(req.db) == 0:
+            req.role = "admin"  # no tokens: open access (serve refuses this off loopback)
+        else:
+            header = req.environ.get("HTTP_AUTHORIZATION", "")
+            scheme, _, token = header.strip().partition(" ")
+            if not header:
+                raise Unauthorized("this server needs a token: send Authorization: Bearer TOKEN",
+                                   hint="an admin makes one with `nsl token add NAME --role ROLE`")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise InvalidToken("the Authorization header must be: Bearer TOKEN")
+            found = tokens.check(req.db, token.strip())
+            if found is None:
+                raise InvalidToken("the token is not valid for this database")
+            req.token_name, req.role = found
+        need = req.route.permission
+        if not req.may(need):
+            raise Forbidden(f"token {req.token_name!r} has role {req.role!r}, which may not {need}",
+                            hint=f"use a token whose role allows {need}")
+        return next_(req)
+
+    def json_body(self, req: Request, next_) -> Response:
+        mode = req.route.body
+        if mode is not None:
+            raw = req.read_body()
+            if raw.strip():
+                req.json = loads(raw)
+            elif mode == "json":
+                raise BadInput("this request needs a JSON body")
+        return next_(req)
+
+    def dispatch(self, req: Request) -> Response:
+        req.query  # noqa: B018  (unknown query parameters fail before the handler runs)
+        out = req.route.handler(req)
+        return out if isinstance(out, Response) else Response(200, out)
+
+
+def error_response(e: NslError) -> Response:
+    status = getattr(e, "http_status", 500)
+    if not isinstance(status, int) or not 400 <= status <= 599:
+        status = 500
+    doc = {"error": {k: _clean(v) for k, v in e.to_dict().items()}}
+    return Response(status, doc, list(getattr(e, "headers", ()) or ()), dumps(doc))
+
+
+def _clean(text) -> str:
+    """Text JSON can carry: a lone surrogate (from a bad key or name) is shown escaped."""
+    text = str(text)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

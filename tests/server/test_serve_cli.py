@@ -1,0 +1,191 @@
+"""`nsl serve` and `nsl token` as a user runs them: real subprocesses, real signals."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+import nsl
+from nsl.server.run import is_loopback
+
+REPO = Path(__file__).resolve().parents[2]
+TIMEOUT = 10
+
+
+def env_for(tmp_path: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NSL_")}
+    env.update(HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / ".config"), NO_COLOR="1", TERM="dumb",
+               PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", ""), PYTHONUNBUFFERED="1")
+    return env
+
+
+def nsl_run(tmp_path, db, *args, check=True):
+    p = subprocess.run([sys.executable, "-m", "nsl", "--db", str(db), *args], cwd=tmp_path, env=env_for(tmp_path),
+                       capture_output=True, text=True, timeout=60)
+    if check:
+        assert p.returncode == 0, f"nsl {' '.join(args)} -> {p.returncode}\n{p.stdout}\n{p.stderr}"
+    return p
+
+
+def start_serve(tmp_path, db, *args):
+    """`nsl serve --port 0 ARGS` in a subprocess; returns (process, URL) once it printed where it listens."""
+    proc = subprocess.Popen([sys.executable, "-m", "nsl", "--db", str(db), "serve", "--port", "0", *args],
+                            cwd=tmp_path, env=env_for(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    line = []
+    reader = threading.Thread(target=lambda: line.append(proc.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(TIMEOUT)
+    if not line or not line[0].startswith("serving http://"):
+        proc.kill()
+        out, err = proc.communicate(timeout=TIMEOUT)
+        pytest.fail(f"nsl serve did not report its URL: {line!r}\n{out}\n{err}")
+    return proc, line[0].split()[1]
+
+
+def stop(proc) -> tuple[int, str]:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, err = proc.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate(timeout=TIMEOUT)
+        pytest.fail("nsl serve did not stop on SIGTERM")
+    return proc.returncode, err
+
+
+def test_serve_sigterm(tmp_path):
+    db = tmp_path / "nsl.db"
+    nsl_run(tmp_path, db, "init")
+    proc, url = start_serve(tmp_path, db)
+    try:
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/")
+        r = requests.post(url + "api/v1/tables/people/objects", json=[{"id": 1, "name": "Ada"}], timeout=TIMEOUT)
+        assert r.status_code == 201, r.text
+        commit = r.json()["commit"]
+        assert requests.get(url + "api/v1/tables/people/objects/1", timeout=TIMEOUT).json() == {"id": 1, "name": "Ada"}
+
+        # A request in flight when SIGTERM arrives still gets its answer.
+        # (About a second of SQL; the signal comes while it runs.)
+        slow = {"sql": "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 6000000) "
+                       "SELECT count(*) FROM c"}
+        answer = []
+
+        def ask():
+            answer.append(requests.post(url + "api/v1/sql", json=slow, timeout=TIMEOUT))
+            answer.append(time.monotonic())
+
+        t = threading.Thread(target=ask, daemon=True)
+        t.start()
+        time.sleep(0.3)
+    finally:
+        signalled = time.monotonic()
+        code, err = stop(proc)
+    t.join(TIMEOUT)
+    assert code == 0, err
+    assert answer and answer[0].status_code == 200 and answer[0].json()["rows"] == [[6000000]]
+    assert answer[1] > signalled, "the slow request should have been in flight when the signal came"
+    with pytest.raises(requests.ConnectionError):
+        requests.get(url + "api/v1/head", timeout=2)
+    database = nsl.open(db)
+    try:
+        assert nsl.verify(database).ok and nsl.head(database) == commit
+    finally:
+        database.close()
+    assert json.loads(nsl_run(tmp_path, db, "verify", "--json").stdout)["ok"] is True
+
+
+def test_serve_json_and_sigint(tmp_path):
+    db = tmp_path / "nsl.db"
+    nsl_run(tmp_path, db, "init")
+    proc = subprocess.Popen([sys.executable, "-m", "nsl", "--db", str(db), "serve", "--port", "0", "--json"],
+                            cwd=tmp_path, env=env_for(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        line = []
+        reader = threading.Thread(target=lambda: line.append(proc.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(TIMEOUT)
+        doc = json.loads(line[0])
+        assert doc["url"] == f"http://127.0.0.1:{doc['port']}/" and doc["tokens"] == 0
+        assert requests.get(doc["url"] + "api/v1/head", timeout=TIMEOUT).json() == {"head": None}
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == 0
+
+
+def test_non_loopback_without_tokens_is_refused(tmp_path):
+    db = tmp_path / "nsl.db"
+    nsl_run(tmp_path, db, "init")
+    for host in ("0.0.0.0", "::", "192.0.2.10", "example.com"):
+        p = nsl_run(tmp_path, db, "serve", "--host", host, "--port", "0", check=False)
+        assert p.returncode == 2, p.stderr
+        assert p.stderr.startswith(f"error: refusing to serve on {host}: the database has no tokens")
+        assert "nsl token add" in p.stderr and "--insecure" in p.stderr
+        assert p.stdout == ""
+
+
+def test_loopback_names():
+    for host in ("127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost", "LOCALHOST"):
+        assert is_loopback(host), host
+    for host in ("0.0.0.0", "::", "10.0.0.1", "example.com", "", "127.0.0.1.example.com"):
+        assert not is_loopback(host), host
+
+
+def test_token_commands(tmp_path):
+    db = tmp_path / "nsl.db"
+    nsl_run(tmp_path, db, "init")
+    assert json.loads(nsl_run(tmp_path, db, "token", "list", "--json").stdout) == []
+    made = json.loads(nsl_run(tmp_path, db, "token", "add", "ci", "--role", "read", "--json").stdout)
+    assert made["name"] == "ci" and made["role"] == "read" and made["token"].startswith("nsl_")
+    plain = nsl_run(tmp_path, db, "token", "add", "admin", "--role", "admin")
+    admin_token = plain.stdout.strip()
+    assert admin_token.startswith("nsl_") and "cannot be shown again" in plain.stderr
+
+    listed = nsl_run(tmp_path, db, "token", "list", "--json").stdout
+    assert [t["name"] for t in json.loads(listed)] == ["admin", "ci"]
+    assert made["token"] not in listed and admin_token not in listed
+    assert json.loads(nsl_run(tmp_path, db, "token", "--json").stdout) == json.loads(listed)
+    human = nsl_run(tmp_path, db, "token").stdout
+    assert "ci" in human and "read" in human and made["token"] not in human
+
+    # Once the database has tokens, the server wants one, and the role decides.
+    proc, url = start_serve(tmp_path, db)
+    try:
+        assert requests.get(url + "api/v1/head", timeout=TIMEOUT).status_code == 401
+        r = requests.get(url + "api/v1/head", headers={"Authorization": f"Bearer {made['token']}"}, timeout=TIMEOUT)
+        assert r.status_code == 200
+        r = requests.post(url + "api/v1/tables/t/objects", json={"id": 1}, timeout=TIMEOUT,
+                          headers={"Authorization": f"Bearer {made['token']}"})
+        assert r.status_code == 403
+        r = requests.post(url + "api/v1/tables/t/objects", json={"id": 1}, timeout=TIMEOUT,
+                          headers={"Authorization": f"Bearer {admin_token}"})
+        assert r.status_code == 201
+    finally:
+        assert stop(proc)[0] == 0
+
+    bad = nsl_run(tmp_path, db, "token", "add", "ci", "--role", "write", check=False)
+    assert bad.returncode == 2 and "exists already" in bad.stderr
+    bad = nsl_run(tmp_path, db, "token", "add", "x", "--role", "root", check=False)
+    assert bad.returncode == 2
+    bad = nsl_run(tmp_path, db, "token", "add", "bad name", "--role", "read", check=False)
+    assert bad.returncode == 2 and "invalid token name" in bad.stderr
+    assert json.loads(nsl_run(tmp_path, db, "token", "remove", "ci", "--json").stdout) == {"removed": "ci"}
+    gone = nsl_run(tmp_path, db, "token", "remove", "ci", check=False)
+    assert gone.returncode == 1 and "no token named 'ci'" in gone.stderr
+    assert [t["name"] for t in json.loads(nsl_run(tmp_path, db, "token", "list", "--json").stdout)] == ["admin"]
+    assert json.loads(nsl_run(tmp_path, db, "verify", "--json").stdout)["ok"] is True
+
+
+def test_serve_needs_a_database(tmp_path):
+    p = nsl_run(tmp_path, tmp_path / "missing.db", "serve", "--port", "0", check=False)
+    assert p.returncode == 1 and p.stderr.startswith("error: no nsl database")
