@@ -27,8 +27,10 @@ from .output import console, emit_json, info
 @json_option
 @pass_state
 def serve(state, host, port, threads, max_body, insecure, as_json):
-    """Serve the database over HTTP: the REST JSON API under /api/v1.
+    """Serve the database over HTTP: the REST JSON API under /api/v1 and a web interface at /.
 
+    Open the URL in a browser for the web interface (browse and find objects, add, edit and delete them,
+    history with diffs, the log, verify, an API explorer); it uses the same API and tokens.
     Prints the URL it listens on (`serving http://HOST:PORT/`), then serves until SIGTERM or Ctrl-C,
     which stop it cleanly: requests in flight finish, the database stays valid. With no token in the
     database access is open, so only loopback addresses are allowed unless --insecure; make tokens with

@@ -9,6 +9,7 @@ A request passes through, in order:
     routing     unknown path: 404; known path, other method: 405 with an Allow header
     database    the request's connection (one per server thread), and a time limit on its SQL
     auth        Bearer token; with no tokens in the database access is open; 401 / 403
+                (routes whose permission is PUBLIC, the web interface's files, skip database and auth)
     JSON body   parsed exactly (orjson; no silently rounded integer); invalid: 400
     handler     one core call per write
 
@@ -43,6 +44,7 @@ PERMISSIONS = {
     "write": frozenset({"read", "write"}),
     "admin": frozenset({"read", "write", "admin"}),
 }
+PUBLIC = "public"  # a route's permission for what anyone may fetch without a token (the web page)
 
 
 # ---- HTTP-level errors (part of the one hierarchy: they are NslErrors) ----------------------------
@@ -167,8 +169,8 @@ class Request:
 
     def int_arg(self, name: str, default=None, *, maximum: int | None = None):
         text = self.query.get(name)
-        if text is None or text == "":
-            return default
+        if text is None:
+            return default  # given but empty (?limit=) is not a number: a 400 like any other
         if not re.fullmatch(r"[0-9]{1,18}", text):
             raise BadInput(f"{name} must be a whole number of 0 or more, not {text!r}")
         n = int(text)
@@ -277,8 +279,12 @@ class App:
         resp = self._handle(req)
         body = resp.body if resp.body is not None else dumps(resp.doc)
         reason = http.client.responses.get(resp.status, "")
-        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
-                   ("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff")] + list(resp.headers)
+        defaults = [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+                    ("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff")]
+        given = {k.lower() for k, _ in resp.headers}  # a response's own headers replace the defaults
+        if resp.status == 304:
+            given |= {"content-type", "content-length"}  # no body, and no type or length of one
+        headers = [h for h in defaults if h[0].lower() not in given] + list(resp.headers)
         start_response(f"{resp.status} {reason}", headers)
         return [body]
 
@@ -308,7 +314,8 @@ class App:
     def errors(self, req: Request, next_) -> Response:
         try:
             resp = next_(req)
-            resp.body = dumps(resp.doc)
+            if resp.body is None:  # a Response may carry its bytes already (the web interface's files)
+                resp.body = dumps(resp.doc)
             return resp
         except NslError as e:
             return error_response(e)
@@ -366,6 +373,8 @@ class App:
                            hint="the API lives under /api/v1 (for example GET /api/v1/tables)")
 
     def database(self, req: Request, next_) -> Response:
+        if req.route.permission == PUBLIC:
+            return next_(req)  # the web interface's files: no database, no token
         db = self.open_db()
         if db.conn.in_transaction:  # never inherit a transaction a failed request left behind
             db.conn.execute("ROLLBACK")
@@ -380,6 +389,8 @@ class App:
                 db.conn.execute("ROLLBACK")
 
     def auth(self, req: Request, next_) -> Response:
+        if req.route.permission == PUBLIC:
+            return next_(req)
         if tokens.count(req.db) == 0:
             req.role = "admin"  # no tokens: open access (serve refuses this off loopback)
         else:

@@ -83,10 +83,10 @@ BAD_BODIES = {
     "POST /api/v1/verify": [{"deep": True}],
 }
 
-GOOD_PARAMS = {"table": "people", "key": "1", "uuid": "HEAD"}
-UNKNOWN_ROUTES = ["/", "/api", "/api/v1", "/api/v1/", "/api/v2/tables", "/api/v1/tables/", "/etc/passwd",
+GOOD_PARAMS = {"table": "people", "key": "1", "uuid": "HEAD", "file": "app.js"}
+UNKNOWN_ROUTES = ["/index.html", "/api", "/api/v1", "/api/v1/", "/api/v2/tables", "/api/v1/tables/", "/etc/passwd",
                   "/api/v1/tables/people/objects/1/history/x", "//api/v1/tables", "/api/v1/TABLES",
-                  "/api/v1/tables/people/objects/%2E%2E/%2E%2E/history", "/static/../../etc/passwd",
+                  "/api/v1/tables/people/objects/%2E%2E/%2E%2E/history", "/static/../../etc/passwd", "/static/", "/static/web/app.js", "/static/%2E%2E%2Fapi.py",
                   "/api/v1/tables/people/objects/1/..%2F..%2F..%2Fetc%2Fpasswd/history"]
 
 _TRACE_WORDS = ("Traceback", 'File "', "site-packages", "nsl/core", "sqlite3.", "Error:", "line ")
