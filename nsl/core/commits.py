@@ -122,7 +122,7 @@ class CommitWriter:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         if all(r[4] == "I" for r in rows) and len({r[2] for r in rows}) == 1:
             # A bulk insert: one format string applied in C instead of a Python call per line.
-            fmt = "I " + encode_name(rows[0][2]) + " {} {}\n"
+            fmt = "I " + encode_name(rows[0][2]).replace("{", "{{").replace("}", "}}") + " {} {}\n"
             text = "".join(map(fmt.format, [r[5] for r in rows], [r[6] for r in rows]))
         else:
             text = "".join([line_text(r[4], r[2], r[5], r[6], r[7]) for r in rows])
@@ -205,7 +205,7 @@ def resolve(db: Database, ref: str) -> tuple[int, str]:
             raise UnknownCommit("there are no commits yet", ref=ref)
         steps = 0
         if rest:
-            if not (rest.startswith("~") and (rest[1:] == "" or rest[1:].isdigit())):
+            if not (rest.startswith("~") and (rest[1:] == "" or (rest[1:].isascii() and rest[1:].isdigit()))):
                 raise AmbiguousRef(f"cannot understand {ref!r}: use HEAD, HEAD~N or a commit uuid prefix")
             steps = int(rest[1:] or 1)
         for _ in range(steps):

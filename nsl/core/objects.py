@@ -389,7 +389,8 @@ def normalize(batch: list, key_col: str, pos: int = 0) -> None:
             raise InvalidObject(f"object {pos + i + 1}: expected a JSON object, got {_json_type(obj)}")
         k = obj.get(key_col)
         if k is None:
-            batch[i] = {key_col: new_key(), **obj}
+            # A null key means "make one": the new key replaces it, in front.
+            batch[i] = {key_col: new_key(), **{a: v for a, v in obj.items() if a != key_col}}
         elif type(k) is not str and type(k) is not int:
             raise InvalidObject(
                 f"object {pos + i + 1}: key {key_col!r} must be a string or an integer, not {_json_type(k)}")
@@ -478,7 +479,7 @@ def lay_out(rows: dict, cid: int, table: str) -> tuple:
     """(user rows, version lines without vid, commit-line text) for a batch whose keys are all new."""
     user_rows = [r[0] for r in rows.values()]
     versions = [(cid, table, k, "I", uuid, digest, None, content) for k, (_, uuid, digest, content) in rows.items()]
-    fmt = "I " + encode_name(table) + " {} {}\n"
+    fmt = "I " + encode_name(table).replace("{", "{{").replace("}", "}}") + " {} {}\n"
     chunk = "".join(map(fmt.format, [v[4] for v in versions], [v[5] for v in versions]))
     return user_rows, versions, chunk.encode("utf-8", "surrogatepass")
 
@@ -557,8 +558,11 @@ def key_candidates(key) -> list:
     if isinstance(key, str):
         out = [key]
         s = key.strip()
-        if s.lstrip("-").isdigit() and len(s) < 20:
-            out.append(int(s))
+        digits = s[1:] if s.startswith("-") else s
+        if digits.isascii() and digits.isdigit():
+            n = int(s)
+            if INT64_MIN <= n <= INT64_MAX:
+                out.append(n)
         return out
     return [key]
 

@@ -214,3 +214,13 @@ def test_adopted_integer_key_table_finds_versions_through_the_index(tmp_path):
     assert len(list(nsl.find(db, "w", {"city": "Oslo"}))) == 25
     assert nsl.get(db, "w", "3") == {"id": 3, "city": "Oslo"}
     assert nsl.verify(db).ok
+
+
+def test_edge_keys_and_names(db):
+    """A null key gets a new one; braces in a table name; the smallest 64-bit key from text."""
+    res = nsl.save(db, "a{b}", [{"id": None, "x": 1}, {"id": -2**63}], collect_keys=True)
+    assert isinstance(res.keys[0], str) and res.keys[1] == -2**63
+    assert nsl.get(db, "a{b}", str(-2**63)) == {"id": -2**63}
+    with pytest.raises(UnknownObject):
+        nsl.get(db, "a{b}", "²")
+    assert nsl.verify(db).ok
