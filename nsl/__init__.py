@@ -7,6 +7,7 @@ The library API: open or create a database, then call the verbs on it.
     nsl.save(db, "people", [{"id": 1, "name": "Ada"}], message="first")
     list(nsl.find(db, "people", {"name": "Ada"}))
 """
+from .core import config
 from .core.adopt import init
 from .core.commits import head
 from .core.database import Database
@@ -26,7 +27,31 @@ def open(path=None) -> Database:  # noqa: A001  (the verb users expect)
     return Database.open(path)
 
 
+def pull(db: Database, remote: str | None = None, **kw):
+    """Fetch what the remote (a name, an http(s) URL or a path) has and `db` lacks. See nsl.sync.client."""
+    from .sync import client
+
+    url, token, _ = config.resolve_remote(db, remote)
+    return client.run(db, url, kw.pop("token", token), pull=True, push=False, **kw)
+
+
+def push(db: Database, remote: str | None = None, **kw):
+    """Send the remote what `db` has and it lacks."""
+    from .sync import client
+
+    url, token, _ = config.resolve_remote(db, remote)
+    return client.run(db, url, kw.pop("token", token), pull=False, push=True, **kw)
+
+
+def clone(url: str, path, token: str | None = None, **kw):
+    """A new database at `path` holding everything the remote at `url` has."""
+    from .sync.clone import clone as _clone
+
+    return _clone(url, path, token, **kw)
+
+
 __all__ = [
     "Database", "NslError", "init", "open", "save", "get", "find", "delete", "commit", "status", "diff",
     "log", "show", "history", "checkout", "restore", "revert", "head", "verify", "rebuild", "row_hash", "sql",
+    "config", "pull", "push", "clone",
 ]

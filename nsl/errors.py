@@ -132,3 +132,51 @@ class IntegrityError(NslError):
 
     http_status = 500
     code = "integrity"
+
+
+class BadArtifact(IntegrityError):
+    """An artifact from another database is not what its name or its commit says."""
+
+    http_status = 422
+    code = "bad_artifact"
+
+
+class SyncError(NslError):
+    """A sync, push, pull or clone could not be done (the remote, the network, the protocol)."""
+
+    http_status = 400
+    code = "sync_error"
+
+
+class PushRefused(SyncError):
+    """The caller's token may pull but not push."""
+
+    http_status = 403
+    code = "push_refused"
+
+
+class ProjectMismatch(SyncError):
+    http_status = 409
+    code = "project_mismatch"
+    hint = "only databases cloned from one another sync; make a copy with `nsl clone URL PATH`"
+
+
+class RemoteError(SyncError):
+    """The remote answered with an error (its code and HTTP status are kept)."""
+
+    code = "remote_error"
+
+    def __init__(self, message, *, status=None, remote_code=None, **kw):
+        super().__init__(message, status=status, remote_code=remote_code, **kw)
+        self.status = status
+        self.remote_code = remote_code
+
+
+class UnknownRemote(NotFound):
+    code = "unknown_remote"
+    hint = "list remotes with `nsl remote list`; add one with `nsl remote add NAME URL`"
+
+
+class SyncBusy(Locked):
+    code = "sync_busy"
+    hint = "another nsl sync, push, pull or clone is running on this database; try again when it is done"

@@ -38,7 +38,8 @@ class NslGroup(click.Group):
 
 COMMAND_ORDER = [
     "init", "save", "get", "find", "delete", "sql", "index", "status", "diff", "commit", "log", "show",
-    "history", "checkout", "revert", "restore", "head", "verify", "rebuild", "hash", "serve", "token", "demo",
+    "history", "checkout", "revert", "restore", "head", "verify", "rebuild", "hash", "remote", "clone", "push",
+    "pull", "sync", "conflicts", "resolve", "config", "serve", "token", "demo",
 ]
 
 
@@ -77,7 +78,7 @@ pass_state = click.make_pass_decorator(State)
 
 
 def _register():
-    from . import data, integrity, serve, timeline  # noqa: F401  (commands attach themselves to `cli`)
+    from . import data, integrity, serve, sync, timeline  # noqa: F401  (commands attach themselves to `cli`)
 
 
 _register()

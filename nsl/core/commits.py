@@ -168,6 +168,10 @@ class CommitWriter:
                             [(p, self.cid) for p in self.parent_cids])
         db.conn.execute("DELETE FROM nsl_leaf")
         db.conn.execute("INSERT INTO nsl_leaf(cid) VALUES (?)", (self.cid,))
+        # Its parents are every leaf, so it descends from every line: objects it touches are merged.
+        from .conflicts import clear_for_lines
+
+        clear_for_lines(db, *line_range(db, self.cid))
         return uuid
 
 
@@ -236,3 +240,95 @@ def ancestors_sql() -> str:
     """A CTE body listing the cids reachable from :cid (itself included)."""
     return ("WITH RECURSIVE anc(cid) AS (SELECT :cid UNION "
             "SELECT p.parent FROM nsl_plink p JOIN anc ON p.child = anc.cid)")
+
+
+# ---- commits from elsewhere ----------------------------------------------------------------------
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def is_hash(text, algo: str) -> bool:
+    return (isinstance(text, str) and len(text) == (40 if algo == "sha1" else 64)
+            and _HEX.issuperset(text))
+
+
+class ParsedCommit:
+    """A commit artifact's text taken apart: header fields and lines (op, tbl, uuid, digest, parents)."""
+
+    __slots__ = ("uuid", "db", "date", "parents", "meta", "lines", "text")
+
+    def __init__(self, uuid, db, date, parents, meta, lines, text):
+        self.uuid, self.db, self.date, self.parents, self.meta = uuid, db, date, parents, meta
+        self.lines, self.text = lines, text
+
+
+def parse_commit_text(text: str, algo: str) -> ParsedCommit:
+    """Parse and check a commit's text: it must be exactly what nsl writes (ValueError otherwise)."""
+    import re
+
+    if not text.endswith("\n"):
+        raise ValueError("commit text does not end with a newline")
+    rows = text[:-1].split("\n")
+    if len(rows) < 3 or rows[0] != "commit":
+        raise ValueError("not a commit")
+    if not rows[1].startswith("db ") or not re.fullmatch(r"[0-9a-f]{40}", rows[1][3:]):
+        raise ValueError("bad db line")
+    if not rows[2].startswith("date ") or not re.fullmatch(
+            r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z", rows[2][5:]):
+        raise ValueError("bad date line")
+    i, parents, meta = 3, [], None
+    while i < len(rows) and rows[i].startswith("parent "):
+        p = rows[i][7:]
+        if not is_hash(p, algo):
+            raise ValueError("bad parent line")
+        parents.append(p)
+        i += 1
+    if parents != sorted(set(parents)):
+        raise ValueError("parents are not sorted and distinct")
+    if i < len(rows) and rows[i].startswith("meta "):
+        meta = rows[i][5:]
+        try:
+            value = orjson.loads(meta)
+        except orjson.JSONDecodeError:
+            raise ValueError("meta is not JSON") from None
+        if not isinstance(value, dict) or not value or canonical_meta(value) != meta:
+            raise ValueError("meta is not canonical JSON of an object")
+        i += 1
+    lines = []
+    for row in rows[i:]:
+        parts = row.split(" ")
+        op = parts[0]
+        if op == "I" and len(parts) == 4:
+            _, t, u, d = parts
+            ps = None
+        elif op == "U" and len(parts) == 5:
+            _, t, u, d, ps = parts
+        elif op == "D" and len(parts) == 3:
+            _, t, ps = parts
+            u = d = None
+        else:
+            raise ValueError(f"bad commit line {row[:60]!r}")
+        if u is not None and not (is_hash(u, algo) and is_hash(d, algo)):
+            raise ValueError("bad version hash in a commit line")
+        if ps is not None and not all(is_hash(p, algo) for p in ps.split(",")):
+            raise ValueError("bad parent version in a commit line")
+        tbl = decode_name(t)
+        if not tbl or encode_name(tbl) != t:
+            raise ValueError("bad table name in a commit line")
+        lines.append((op, tbl, u, d, ps))
+    if not lines:
+        raise ValueError("a commit has at least one line")
+    db_code, date = rows[1][3:], rows[2][5:]
+    if header_text(db_code, date, parents, meta) + "".join(line_text(*ln) for ln in lines) != text:
+        raise ValueError("commit text is not in canonical form")
+    return ParsedCommit(hasher(algo)(text.encode("utf-8", "surrogatepass")).hexdigest(), db_code, date,
+                        parents, meta, lines, text)
+
+
+def lines_hash(text: str, algo: str) -> str:
+    """objects_uuid of a commit text: the hash of its lines alone (everything after the header)."""
+    rows = text.split("\n")
+    i = 3
+    while i < len(rows) and (rows[i].startswith("parent ") or rows[i].startswith("meta ")):
+        i += 1
+    return hasher(algo)("\n".join(rows[i:]).encode("utf-8", "surrogatepass")).hexdigest()

@@ -121,16 +121,15 @@ class Database:
             raise NoDatabase(f"no nsl database at {str(p)!r}")
         if p.is_dir():
             raise NotANslDatabase(f"{str(p)!r} is a directory, not a nsl database")
-        try:
-            with open(p, "rb") as f:
-                magic = f.read(16)
-        except OSError as e:
-            raise NoDatabase(f"cannot read {str(p)!r}: {e.strerror}") from None
+        # The file is never opened outside SQLite: closing any descriptor of a file drops every POSIX
+        # lock this process holds on it, so a server thread opening the database would take away the
+        # locks of the other threads' connections (and a checkpoint elsewhere could then delete the
+        # WAL they write to). SQLite itself shares one descriptor per file within a process.
+        if not os.access(p, os.R_OK):
+            raise NoDatabase(f"cannot read {str(p)!r}: permission denied")
         not_sqlite = "give --db the path of a nsl database, or `nsl init` a new path"
-        if not magic:
+        if p.stat().st_size == 0:
             raise NotANslDatabase(f"{str(p)!r} is an empty file, not a nsl database")
-        if magic != b"SQLite format 3\x00":
-            raise NotANslDatabase(f"{str(p)!r} is not a SQLite database", hint=not_sqlite)
         # Look before configuring: a file that is not nsl's must be left exactly as it was.
         conn = cls._connect(p, configure=False)
         try:
@@ -138,15 +137,28 @@ class Database:
             ok = conn.execute(
                 "SELECT 1 FROM sqlite_master WHERE type='table' AND name='nsl_meta'").fetchone()
             ok = ok and conn.execute("SELECT value FROM nsl_meta WHERE name='db_code'").fetchone()
+            version = ok and conn.execute("SELECT value FROM nsl_meta WHERE name='schema_version'").fetchone()
             conn.execute("PRAGMA query_only=0")
         except sqlite3.DatabaseError as e:
             conn.close()
+            if getattr(e, "sqlite_errorcode", None) == 26 or "not a database" in str(e):  # SQLITE_NOTADB
+                raise NotANslDatabase(f"{str(p)!r} is not a SQLite database", hint=not_sqlite) from None
             raise NotANslDatabase(f"{str(p)!r} is not a readable SQLite database ({e})", hint=not_sqlite) from None
         if not ok:
             conn.close()
             raise NotANslDatabase(f"{str(p)!r} is a SQLite file but not a nsl database")
         cls._configure(conn)
-        return cls(p, conn)
+        db = cls(p, conn)
+        if not version or int(version[0]) < schema.SCHEMA_VERSION:
+            db._upgrade()
+        return db
+
+    def _upgrade(self):
+        """Bring a file made by an older nsl up to this schema: only tables are added, never changed."""
+        with self.write(check_checkout=False):
+            for stmt in schema.statements(schema.ALL_TABLES):
+                self.conn.execute(stmt)
+            self.set_meta("schema_version", schema.SCHEMA_VERSION)
 
     @classmethod
     def init(cls, path=None, *, hash_algo: str = "sha1") -> tuple["Database", bool]:
@@ -158,15 +170,19 @@ class Database:
             raise InvalidName(f"unknown hash {hash_algo!r}: use sha1 or sha256")
         existed = p.exists() and p.stat().st_size > 0
         if existed:
-            with open(p, "rb") as f:
-                if f.read(16) != b"SQLite format 3\x00":
-                    raise NotANslDatabase(f"{str(p)!r} exists and is not a SQLite database")
+            probe = cls._connect(p, configure=False)
+            try:
+                probe.execute("PRAGMA query_only=1")
+                probe.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            except sqlite3.DatabaseError:
+                raise NotANslDatabase(f"{str(p)!r} exists and is not a SQLite database") from None
+            finally:
+                probe.close()
         conn = cls._connect(p)
         db = cls(p, conn)
         with db.write(check_checkout=False):
-            for stmt in (schema.ARTIFACT_TABLES + schema.DERIVED_TABLES).split(";"):
-                if stmt.strip():
-                    conn.execute(stmt)
+            for stmt in schema.statements(schema.ALL_TABLES):
+                conn.execute(stmt)
             created = db.meta("db_code") is None
             if created:
                 db.set_meta("db_code", secrets.token_hex(20))

@@ -126,12 +126,11 @@ def diff(db: Database, from_ref: str | None = None, to_ref: str | None = None,
     tables as they are now (uncommitted changes included)."""
     with db.read():
         tname = db.table(table).name if table else None
-        a_cid = commits.resolve(db, from_ref or "HEAD")[0] if (from_ref or commits.head_cid(db)) else None
-        a = states.state_at(db, a_cid) if a_cid is not None else _empty_state(db)
-        if to_ref is not None:
-            b = states.state_at(db, commits.resolve(db, to_ref)[0])
-        else:
-            b = states.head_state(db)
+        for ref in (from_ref, to_ref):
+            if ref is not None:
+                commits.resolve(db, ref)  # an unknown or ambiguous reference fails here
+        a = states.state_of(db, from_ref) if (from_ref or commits.head_cid(db)) else _empty_state(db)
+        b = states.state_of(db, to_ref)
         try:
             out = {}
             for tbl, key, va, vb in states.differences(db, a, b, tname):

@@ -23,7 +23,7 @@ from ..errors import (
     UnknownObject,
     ValueOutOfRange,
 )
-from . import query, rowtext, schema
+from . import conflicts, query, rowtext, schema
 from .commits import CommitWriter, encode_name
 from .database import Database, Table, check_column_name, check_table_name
 from .rowtext import ABSENT, JSON, float_text, float_texts, header, typed_cell
@@ -260,6 +260,22 @@ class _Saver:
                     f"GROUP BY key", (name, *part)):
                 if op != "D":
                     out[k] = (vid, uuid, cid, digest)
+        if conflicts.has_any(self.db, name):
+            # An object with several leaves: the new version merges them (its parents are every
+            # live leaf), so it is written even when it equals the version shown.
+            for k in keys:
+                if k in out and self.writer is not None and out[k][2] == self.writer.cid:
+                    continue  # already given its merging line earlier in this save
+                shown = conflicts.shown_row(self.db, name, k)
+                if shown is None:
+                    continue
+                row = conn.execute("SELECT vid, uuid, cid, digest FROM nsl_version WHERE vid = ? AND op != 'D'",
+                                   (shown[0],)).fetchone()
+                parents = conflicts.live_parents(self.db, name, k, row[1] if row else None)
+                if row is None and parents is None:
+                    out.pop(k, None)
+                else:
+                    out[k] = (row[0] if row else None, parents, None, None, True)
         return out
 
     def _write(self, rows: dict, n: int):
@@ -295,6 +311,9 @@ class _Saver:
             old = existing.get(k)
             if old is None:
                 ins_versions.append((vid, cid, name, k, "I", uuid, digest, None, content))
+                vid += 1
+            elif len(old) > 4:  # in conflict: always a new line, naming every live leaf
+                ins_versions.append((vid, cid, name, k, "U", uuid, digest, old[1], content))
                 vid += 1
             elif old[1] == uuid or _same_but_wider(content, old[3], self.sha):
                 continue
@@ -515,10 +534,27 @@ def _row_object(columns, values, content, db: Database | None = None, table: str
         if ccols == columns[:len(ccols)] and _same_values(values, cvals):
             return to_object(ccols, cvals, ckinds)
     if db is not None:
+        merged = _merged_for(db, table, columns, values, key_col)
+        if merged is not None:
+            return merged
         found = version_by_row_text(db, table, columns, values, key_col)
         if found is not None:
             return to_object(*rowtext.decode_content(found[2]))
     return plain_object(columns, values)
+
+
+def _merged_for(db: Database, table, columns, values, key_col):
+    """The object of a row showing content merged from several leaves (merge-fields), if it is one."""
+    if key_col is None or key_col not in columns or not conflicts.has_any(db, table):
+        return None
+    content = conflicts.merged_content(db, table, values[columns.index(key_col)])
+    if content is None:
+        return None
+    ccols, cvals, ckinds = rowtext.decode_content(content)
+    by_name = dict(zip(columns, values))
+    if all(type(by_name.get(c)) is type(v) and by_name.get(c) == v for c, v in zip(ccols, cvals)):
+        return to_object(ccols, cvals, ckinds)
+    return None
 
 
 def version_by_row_text(db: Database, table: str, columns, values, key_col: str | None = None):
@@ -699,7 +735,8 @@ def delete(db: Database, table: str, keys: list | None = None, *, where: dict | 
                 (tbl.name, k)).fetchone()
             if cur is not None:
                 w = w or CommitWriter(db, _meta(message, author, meta))
-                lines.append((w.take_vids(1), w.cid, tbl.name, k, "D", None, None, cur[0], None))
+                lines.append((w.take_vids(1), w.cid, tbl.name, k, "D", None, None,
+                              conflicts.live_parents(db, tbl.name, k, cur[0]), None))
         if lines:
             w.insert_lines(lines)
         for i in range(0, len(targets), 500):
@@ -818,7 +855,8 @@ def commit_pending(db: Database, *, message=None, author=None, meta=None) -> Wri
         for tbl, k, row, cur, hint in _pending_rows(db, skip_restored=True):
             if row is None:
                 if cur is not None:
-                    lines.append((w.take_vids(1), w.cid, tbl.name, k, "D", None, None, cur[1], None))
+                    lines.append((w.take_vids(1), w.cid, tbl.name, k, "D", None, None,
+                                  conflicts.live_parents(db, tbl.name, k, cur[1]), None))
                 continue
             if hint is not None:
                 # Put back by `nsl restore` and untouched since (an edit would have cleared the hint):
@@ -844,7 +882,7 @@ def commit_pending(db: Database, *, message=None, author=None, meta=None) -> Wri
                             json_cols.append((tbl.tid, c))
                     uuid, digest, content = version_of(tbl.columns, row, kinds, algo)
             vid = w.take_vids(1)
-            op, parents = ("U", cur[1]) if cur is not None else ("I", None)
+            op, parents = ("U", conflicts.live_parents(db, tbl.name, k, cur[1])) if cur is not None else ("I", None)
             lines.append((vid, w.cid, tbl.name, k, op, uuid, digest, parents, content))
         if lines:
             w.insert_lines(lines)

@@ -282,3 +282,51 @@ def content_row_text(content: str) -> bytes:
     """Row text of a stored version, as the CLI printed it when the version was current."""
     _, values, _ = decode_content(content)
     return row_text(values)
+
+
+_HEXCELL = {"t", "b", "j"}
+_UPPER_HEX = frozenset("0123456789ABCDEF")
+
+
+def check_content(content: str) -> None:
+    """Raise ValueError unless `content` is a typed encoding exactly as nsl writes one (uppercase hex,
+    known tags, one cell per column, integers within 64 bits, no NaN), so that one row can never
+    travel under two names."""
+    if not isinstance(content, str) or content.count("\n") != 1:
+        raise ValueError("a typed encoding has exactly two lines")
+    head, body = content.split("\n")
+    names = head.split("|")
+    for h in names:
+        if not h or len(h) % 2 or not _UPPER_HEX.issuperset(h):
+            raise ValueError("column names must be uppercase hex")
+    cols = decode_header(head)
+    if len(set(cols)) != len(cols):
+        raise ValueError("a column is named twice")
+    cells = body.split("|")
+    if len(cells) != len(cols):
+        raise ValueError("typed encoding has a different number of cells and columns")
+    for cell in cells:
+        tag, rest = cell[:1], cell[1:]
+        if tag in ("n", "T", "F", "-"):
+            if rest:
+                raise ValueError(f"bad cell {cell[:20]!r}")
+        elif tag == "i":
+            digits = rest[1:] if rest.startswith("-") else rest
+            if not digits.isascii() or not digits.isdigit() or (digits != "0" and digits[0] == "0") \
+                    or rest == "-0" or not -(1 << 63) <= int(rest) < (1 << 63):
+                raise ValueError(f"bad integer cell {cell[:24]!r}")
+        elif tag == "r":
+            if len(rest) != 16 or not _UPPER_HEX.issuperset(rest):
+                raise ValueError(f"bad real cell {cell[:24]!r}")
+            x = struct.unpack(">d", bytes.fromhex(rest))[0]
+            if x != x:
+                raise ValueError("a real cell holds NaN")
+        elif tag in _HEXCELL:
+            if len(rest) % 2 or not _UPPER_HEX.issuperset(rest):
+                raise ValueError(f"bad {tag} cell: not uppercase hex")
+            if tag != "b":
+                text = bytes.fromhex(rest).decode("utf-8", "surrogatepass")
+                if tag == "j" and not (text.startswith(("{", "[")) and text.endswith(("}", "]"))):
+                    raise ValueError("a JSON cell holds no object or array")
+        else:
+            raise ValueError(f"bad typed cell {cell[:20]!r}")

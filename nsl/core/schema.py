@@ -5,7 +5,7 @@ Everything else is derived from them and `nsl rebuild` makes it again.
 """
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 ARTIFACT_TABLES = """
 CREATE TABLE IF NOT EXISTS nsl_meta(
@@ -38,6 +38,13 @@ CREATE TABLE IF NOT EXISTS nsl_version(
   digest TEXT,                    -- typed digest (NULL for D)
   parents TEXT,                   -- parent version uuids, comma separated (U and D)
   content TEXT
+);
+
+-- A cluster artifact (sync): a line "cluster", then a line "M <artifact name>" per member, sorted.
+CREATE TABLE IF NOT EXISTS nsl_cluster(
+  kid INTEGER PRIMARY KEY,
+  uuid TEXT NOT NULL UNIQUE,
+  content TEXT NOT NULL
 );
 """
 
@@ -77,18 +84,77 @@ CREATE TABLE IF NOT EXISTS nsl_busy(x);
 -- With op (and the rowid, vid) in it, "each object's last line, and is it a deletion" is read
 -- from the index alone.
 CREATE INDEX IF NOT EXISTS nsl_version_obj ON nsl_version(tbl, key, op);
+-- Objects whose version lineage has several leaves (after a sync brought concurrent changes): one row
+-- per leaf line. Objects with one leaf (nearly all) have no row: their leaf is their last line.
+CREATE TABLE IF NOT EXISTS nsl_conflict(
+  tbl TEXT NOT NULL,
+  key,
+  vid INTEGER NOT NULL,
+  PRIMARY KEY(tbl, key, vid)
+) WITHOUT ROWID;
+-- For each object of nsl_conflict, what its table shows by the table's conflict policy: the line vid,
+-- or (vid NULL) content merged from several leaves. current_version() looks here first.
+CREATE TABLE IF NOT EXISTS nsl_shown(
+  tbl TEXT NOT NULL,
+  key,
+  vid INTEGER,
+  content TEXT,
+  PRIMARY KEY(tbl, key)
+) WITHOUT ROWID;
+-- Every artifact by name (version digests, commit and cluster uuids), for sync: kind v/c/k and the
+-- local row holding it (a vid, cid or kid). Filled lazily, before each sync, from the artifact tables.
+CREATE TABLE IF NOT EXISTS nsl_artifact(
+  rid INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  kind TEXT NOT NULL,
+  ref INTEGER NOT NULL
+);
 """
 
-DERIVED_NAMES = ("nsl_json_column", "nsl_plink", "nsl_leaf")
+# Sync bookkeeping and settings: neither artifacts nor derived from them (rebuild keeps these, and
+# re-derives the two that name artifact rids).
+STATE_TABLES = """
+-- Artifacts no cluster known here lists yet (Fossil's unclustered), and artifacts made here and not
+-- yet pushed (Fossil's unsent).
+CREATE TABLE IF NOT EXISTS nsl_unclustered(rid INTEGER PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS nsl_unsent(rid INTEGER PRIMARY KEY);
+-- Artifacts a peer has told of that are not here yet (kind c or v when known).
+CREATE TABLE IF NOT EXISTS nsl_phantom(
+  name TEXT PRIMARY KEY,
+  kind TEXT
+) WITHOUT ROWID;
+-- Received artifacts, hash checked, waiting for what they need (a commit for its parents and
+-- versions, a version for its commit). extra: a commit's line keys, as JSON.
+CREATE TABLE IF NOT EXISTS nsl_staged(
+  name TEXT PRIMARY KEY,
+  kind TEXT NOT NULL,
+  content TEXT NOT NULL,
+  extra TEXT
+) WITHOUT ROWID;
+-- Settings of this database (`nsl config`, `nsl remote`): remote.<name>.url, table.<name>.conflicts...
+CREATE TABLE IF NOT EXISTS nsl_config(
+  name TEXT PRIMARY KEY,
+  value
+) WITHOUT ROWID;
+"""
+
+DERIVED_NAMES = ("nsl_json_column", "nsl_plink", "nsl_leaf", "nsl_conflict", "nsl_shown", "nsl_artifact")
+ALL_TABLES = ARTIFACT_TABLES + DERIVED_TABLES + STATE_TABLES
+
+
+def statements(sql: str) -> list[str]:
+    return [s for s in sql.split(";") if s.strip()]
 
 
 def current_version(tbl: str, key: str) -> str:
-    """SQL for the vid of the line an object shows at the head: its last one (the caller checks the
-    line is not a deletion). With a straight history the last line is the current one; the index on
-    (tbl, key) makes this one seek."""
+    """SQL for the vid of the line an object shows at the head (the caller checks the line is not a
+    deletion): its last line, unless the object has several leaves and nsl_shown names the one its
+    table's conflict policy picked. The index on (tbl, key) makes this one seek, and the look into
+    the (nearly always empty) nsl_shown one more. `tbl` appears once, so it may be a `?`."""
     # The unary + strips the key expression's column affinity: against a user column declared
     # INTEGER, SQLite would otherwise convert x.key and give up the index (a scan per row).
-    return f"(SELECT max(x.vid) FROM nsl_version x WHERE x.tbl = {tbl} AND x.key = +{key})"
+    return (f"(SELECT ifnull(s.vid, x.vid) FROM (SELECT max(vid) AS vid, tbl, key FROM nsl_version "
+            f"WHERE tbl = {tbl} AND key = +{key}) x LEFT JOIN nsl_shown s ON s.tbl = x.tbl AND s.key = x.key)")
 
 
 def quote(name: str) -> str:

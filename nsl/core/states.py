@@ -16,20 +16,34 @@ _counter = itertools.count()
 
 
 def head_state(db: Database) -> str:
-    """A temp table holding the head's state: every object's last line, unless it is a deletion."""
+    """A temp table holding the head's state: every object's last line (or, for an object with
+    several leaves, the one nsl_shown names), unless it is a deletion."""
     name = f"nsl_state_{next(_counter)}"
     db.conn.execute(f"CREATE TEMP TABLE {name}(tbl TEXT, key, vid INTEGER, PRIMARY KEY(tbl, key)) WITHOUT ROWID")
     db.conn.execute(
-        f"INSERT INTO {name} SELECT s.tbl, s.key, s.vid FROM (SELECT tbl, key, max(vid) AS vid FROM nsl_version "
-        f"GROUP BY tbl, key) s JOIN nsl_version v ON v.vid = s.vid WHERE v.op != 'D'")
+        f"INSERT INTO {name} SELECT s.tbl, s.key, v.vid FROM (SELECT tbl, key, max(vid) AS vid FROM nsl_version "
+        f"GROUP BY tbl, key) s LEFT JOIN nsl_shown h ON h.tbl = s.tbl AND h.key = s.key "
+        f"JOIN nsl_version v ON v.vid = ifnull(h.vid, s.vid) WHERE v.op != 'D'")
     return name
 
 
+def state_of(db: Database, ref: str | None) -> str:
+    """The state a reference names: HEAD (or None) is the head's state, whatever the number of
+    leaves; anything else is the state at that commit."""
+    if ref is None or ref.strip().upper() == "HEAD":
+        return head_state(db)
+    from .commits import resolve
+
+    return state_at(db, resolve(db, ref)[0])
+
+
 def state_at(db: Database, cid: int) -> str:
-    """A temp table holding the state at commit `cid`: the last line of each object among its ancestors."""
+    """A temp table holding the state at commit `cid`: what each object shows when only the commit's
+    ancestors are there (its last line among them, or the policy's choice among several leaves)."""
     name = f"nsl_state_{next(_counter)}"
     db.conn.execute(f"CREATE TEMP TABLE {name}(tbl TEXT, key, vid INTEGER, PRIMARY KEY(tbl, key)) WITHOUT ROWID")
-    if is_linear(db):
+    linear = is_linear(db)
+    if linear:
         # A straight history: the ancestors are exactly the commits up to cid, no recursion needed.
         src = "SELECT tbl, key, max(vid) AS vid FROM nsl_version WHERE vid <= :hi GROUP BY tbl, key"
     else:
@@ -38,7 +52,23 @@ def state_at(db: Database, cid: int) -> str:
     db.conn.execute(
         f"INSERT INTO {name} SELECT s.tbl, s.key, s.vid FROM ({src}) s JOIN nsl_version v ON v.vid = s.vid "
         f"WHERE v.op != 'D'", {"cid": cid, "hi": line_range(db, cid)[1]})
+    if not linear:
+        _settle_forks(db, name, cid)
     return name
+
+
+def _settle_forks(db: Database, name: str, cid: int) -> None:
+    """Objects with several leaves among the ancestors show what their table's policy picks (lww
+    where the head would show merged content: an old state shows versions only)."""
+    from . import conflicts, graph
+
+    within = {r[0] for r in db.conn.execute(ancestors_sql() + " SELECT cid FROM anc", {"cid": cid})}
+    for (tbl, key), vids in graph.multi_leaf_objects(db, within).items():
+        lvs = [conflicts.line_leaf(db, v) for v in sorted(vids)]
+        shown, _ = conflicts.choose(db, tbl, lvs)
+        db.conn.execute(f"DELETE FROM temp.{name} WHERE tbl = ? AND key = ?", (tbl, key))
+        if shown.live:
+            db.conn.execute(f"INSERT INTO temp.{name}(tbl, key, vid) VALUES (?, ?, ?)", (tbl, key, shown.vid))
 
 
 def drop(db: Database, *names: str):

@@ -41,6 +41,22 @@ def _shown_state(db: Database) -> str:
     return states.head_state(db)
 
 
+def _merged_rows(db: Database, table: str | None = None, key=None) -> None:
+    """Rows of objects whose table shows content merged from several leaves (head states hold the
+    lww leaf for them)."""
+    from .incoming import write_merged
+
+    q = "SELECT tbl, key FROM nsl_shown WHERE content IS NOT NULL"
+    by_table: dict[str, list] = {}
+    for t, k in db.conn.execute(q).fetchall():
+        if (table is None or t == table) and (key is None or k == key):
+            by_table.setdefault(t, []).append(k)
+    for t, keys in by_table.items():
+        tbl = db.table(t, missing_ok=True)
+        if tbl is not None:
+            write_merged(db, tbl, keys)
+
+
 def checkout(db: Database, ref: str) -> TravelResult:
     """Make the user tables show the state at `ref` (read-only), or the head again for HEAD."""
     with db.write(check_checkout=False):
@@ -68,6 +84,8 @@ def checkout(db: Database, ref: str) -> TravelResult:
                 n = _apply(db, states.differences(db, src, dst), 3)
             finally:
                 states.drop(db, src, dst)
+            if back_to_head:
+                _merged_rows(db)
         db.set_meta("checkout", None if back_to_head else uuid)
         return TravelResult(None if back_to_head else uuid, n)
 
@@ -98,7 +116,7 @@ def restore(db: Database, source: str = "HEAD", table: str | None = None, key=No
                 states.add_touched_after(db, objs, cid, tname, k)
                 rows = states.compare(db, objs, None, cid)
             else:
-                dst = states.state_at(db, cid)
+                dst = states.state_of(db, source)
                 src = states.head_state(db)
                 try:
                     db.conn.execute(f"INSERT OR IGNORE INTO temp.{objs} SELECT tbl, key FROM "
@@ -114,6 +132,8 @@ def restore(db: Database, source: str = "HEAD", table: str | None = None, key=No
                 f"SELECT t.name, p.key FROM nsl_pending p JOIN nsl_table t ON t.tid = p.tid WHERE 1{cond}", params)}
             diffs = [r for r in rows if r[2] != r[3] or (r[0], r[1]) in pending]
             n = _apply(db, diffs, 3)
+            if source.strip().upper() == "HEAD":
+                _merged_rows(db, tname, k)
             # The rewritten objects are uncommitted changes now, each remembering the version it shows;
             # those back at the head's version are not changes at all.
             tids = {t.name: t.tid for t in db.tables()}

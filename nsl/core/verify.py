@@ -169,6 +169,51 @@ def _verify_derived(db: Database, rep: VerifyReport):
               if ranges.get(cid, (None, None)) != (lo, hi))
     if bad:
         p.append(f"{bad} commits have a wrong line range (run `nsl rebuild`)")
+    _verify_conflicts(db, rep)
+    _verify_sync_tables(db, rep)
+
+
+def _verify_conflicts(db: Database, rep: VerifyReport):
+    """nsl_conflict lists exactly the objects with several leaves, and nsl_shown what their table's
+    policy picks for each."""
+    from . import conflicts, graph
+
+    p = rep.problems
+    want = graph.multi_leaf_objects(db)
+    have: dict[tuple, set] = {}
+    for tbl, key, vid in db.conn.execute("SELECT tbl, key, vid FROM nsl_conflict"):
+        have.setdefault((tbl, key), set()).add(vid)
+    if want != have:
+        wrong = sorted({o for o in set(want) ^ set(have)} | {o for o in want if o in have and want[o] != have[o]},
+                       key=lambda o: (o[0], str(o[1])))
+        p.append(f"the conflict list does not match the history for {len(wrong)} objects, e.g. "
+                 f"{wrong[0][0]}/{wrong[0][1]} (run `nsl rebuild`)")
+        return
+    shown = {(t, k): (v, c) for t, k, v, c in db.conn.execute("SELECT tbl, key, vid, content FROM nsl_shown")}
+    if set(shown) != set(have):
+        p.append("the shown-version list does not match the conflict list (run `nsl rebuild`)")
+        return
+    for (tbl, key), vids in want.items():
+        lvs = [conflicts.line_leaf(db, v) for v in sorted(vids)]
+        leaf, merged = conflicts.choose(db, tbl, lvs)
+        if shown[(tbl, key)] != (leaf.vid, merged):
+            p.append(f"{tbl}/{key}: the table shows another version than its conflict policy picks "
+                     f"(run `nsl rebuild`)")
+
+
+def _verify_sync_tables(db: Database, rep: VerifyReport):
+    """Every indexed artifact name is its artifact's hash; every cluster hashes to its name."""
+    p = rep.problems
+    h = rowtext.hasher(db.hash_algo)
+    bad = db.conn.execute(
+        "SELECT count(*) FROM nsl_artifact a LEFT JOIN nsl_version v ON a.kind = 'v' AND v.vid = a.ref "
+        "LEFT JOIN nsl_commit c ON a.kind = 'c' AND c.cid = a.ref LEFT JOIN nsl_cluster k ON a.kind = 'k' "
+        "AND k.kid = a.ref WHERE a.name IS NOT coalesce(v.digest, c.uuid, k.uuid)").fetchone()[0]
+    if bad:
+        p.append(f"{bad} entries of the artifact index name the wrong artifact (run `nsl rebuild`)")
+    for uuid, content in db.conn.execute("SELECT uuid, content FROM nsl_cluster"):
+        if h(content.encode("utf-8", "surrogatepass")).hexdigest() != uuid:
+            p.append(f"cluster {uuid[:12]}: its text does not hash to its name")
 
 
 def _verify_tables(db: Database, rep: VerifyReport):
@@ -204,6 +249,9 @@ def _verify_tables(db: Database, rep: VerifyReport):
                 join = f"LEFT JOIN nsl_version v ON v.vid = {current_version('?', tkey)} AND v.op != 'D'"
             cur = db.conn.execute(f"SELECT t.*, v.content FROM {tbl.q} AS t {join}", (tbl.name,))
             n = len(cols)
+            # Objects whose table shows content merged from several leaves (merge-fields).
+            merged = {} if state else dict(db.conn.execute(
+                "SELECT key, content FROM nsl_shown WHERE tbl = ? AND content IS NOT NULL", (tbl.name,)).fetchall())
             while True:
                 batch = cur.fetchmany(5000)
                 if not batch:
@@ -216,6 +264,8 @@ def _verify_tables(db: Database, rep: VerifyReport):
                 for r, enc in zip(batch, encoded):
                     content = r[n]
                     key = r[ki]
+                    if merged and key in merged:
+                        content = merged[key]
                     if content is None:
                         if (tbl.name, key) not in pending:
                             p.append(f"{tbl.name}/{key}: row is not in the history (changed without nsl's triggers)")
@@ -228,7 +278,7 @@ def _verify_tables(db: Database, rep: VerifyReport):
                             ok = hcache[head] = rowtext.decode_header(head) == cols[:head.count("|") + 1]
                         if ok:
                             continue
-                    if (tbl.name, key) in pending:
+                    if (tbl.name, key) in pending or _same_by_name(cols, r[:n], content):
                         continue
                     p.append(_row_difference(tbl.name, key, cols, r[:n], content))
                 if len(p) > MAX_PROBLEMS:
@@ -236,8 +286,9 @@ def _verify_tables(db: Database, rep: VerifyReport):
             if state:
                 live = f"SELECT key FROM temp.{state} WHERE tbl = ?"
             else:
-                live = ("SELECT s.key FROM (SELECT key, max(vid) AS vid FROM nsl_version WHERE tbl = ? "
-                        "GROUP BY key) s JOIN nsl_version v ON v.vid = s.vid WHERE v.op != 'D'")
+                live = ("SELECT s.key FROM (SELECT key, max(vid) AS vid FROM nsl_version WHERE tbl = ?1 "
+                        "GROUP BY key) s LEFT JOIN nsl_shown h ON h.tbl = ?1 AND h.key = s.key "
+                        "JOIN nsl_version v ON v.vid = ifnull(h.vid, s.vid) WHERE v.op != 'D'")
             missing = db.conn.execute(
                 f"SELECT l.key FROM ({live}) l WHERE NOT EXISTS "
                 f"(SELECT 1 FROM {tbl.q} t WHERE t.{quote(tbl.key_col)} = l.key)", (tbl.name,)).fetchall()
@@ -247,6 +298,23 @@ def _verify_tables(db: Database, rep: VerifyReport):
     finally:
         if state:
             states.drop(db, state)
+
+
+def _same_by_name(cols, row, content) -> bool:
+    """A row holding exactly its version's values, in another column order (replicas that added the
+    same columns in different orders), every other column NULL."""
+    try:
+        ccols, cvals, _ = decode_content(content)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    if ccols == cols[:len(ccols)] or not set(ccols) <= set(cols):
+        return False
+    want = dict(zip(ccols, cvals))
+    for c, v in zip(cols, row):
+        w = want.get(c)
+        if type(v) is not type(w) or v != w:
+            return False
+    return True
 
 
 def _row_difference(table, key, cols, row, content) -> str:
@@ -268,9 +336,8 @@ def rebuild(db: Database) -> dict:
     artifacts. The user tables and the history are left as they are."""
     with db.write(check_checkout=False):
         c = db.conn
-        for stmt in schema.DERIVED_TABLES.split(";"):
-            if stmt.strip():
-                c.execute(stmt)
+        for stmt in schema.statements(schema.DERIVED_TABLES + schema.STATE_TABLES):
+            c.execute(stmt)
         for name in schema.DERIVED_NAMES:
             c.execute(f"DELETE FROM {name}")
         c.executemany("UPDATE nsl_commit SET vid_lo = ?, vid_hi = ? WHERE cid = ?", [
@@ -303,8 +370,34 @@ def rebuild(db: Database) -> dict:
             if c.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone():
                 for stmt in schema.drop_trigger_sql(tid) + schema.trigger_sql(tid, name, key_col):
                     c.execute(stmt)
+        from . import conflicts
+
+        conflicts.recompute(db)
+        _reindex_artifacts(db)
         c.execute("REINDEX nsl_version")
         return {"commits": c.execute("SELECT count(*) FROM nsl_commit").fetchone()[0],
                 "versions": c.execute("SELECT count(*) FROM nsl_version").fetchone()[0],
                 "objects": sum(c.execute(f"SELECT count(*) FROM {t.q}").fetchone()[0] for t in db.tables()),
                 "head": commits.head(db)}
+
+
+def _reindex_artifacts(db: Database) -> None:
+    """nsl_artifact from the artifacts again; what no stored cluster lists is unclustered; nothing is
+    unsent (the next push finds what a peer lacks through the igot exchange)."""
+    c = db.conn
+    c.execute("DELETE FROM nsl_unclustered")
+    c.execute("DELETE FROM nsl_unsent")
+    c.execute("INSERT INTO nsl_artifact(name, kind, ref) SELECT digest, 'v', min(vid) FROM nsl_version "
+              "WHERE digest IS NOT NULL GROUP BY digest")
+    c.execute("INSERT OR IGNORE INTO nsl_artifact(name, kind, ref) SELECT uuid, 'c', cid FROM nsl_commit ORDER BY cid")
+    c.execute("INSERT OR IGNORE INTO nsl_artifact(name, kind, ref) SELECT uuid, 'k', kid FROM nsl_cluster ORDER BY kid")
+    c.execute("CREATE TEMP TABLE IF NOT EXISTS nsl_clustered(name TEXT PRIMARY KEY) WITHOUT ROWID")
+    c.execute("DELETE FROM temp.nsl_clustered")
+    for (content,) in c.execute("SELECT content FROM nsl_cluster").fetchall():
+        c.executemany("INSERT OR IGNORE INTO temp.nsl_clustered(name) VALUES (?)",
+                      [(row[2:],) for row in content.split("\n")[1:] if row.startswith("M ")])
+    c.execute("INSERT INTO nsl_unclustered(rid) SELECT rid FROM nsl_artifact a WHERE NOT EXISTS "
+              "(SELECT 1 FROM temp.nsl_clustered m WHERE m.name = a.name)")
+    c.execute("DROP TABLE temp.nsl_clustered")
+    db.set_meta("sync_cid", c.execute("SELECT ifnull(max(cid), 0) FROM nsl_commit").fetchone()[0])
+    db.set_meta("sync_vid", c.execute("SELECT ifnull(max(vid), 0) FROM nsl_version").fetchone()[0])

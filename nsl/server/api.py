@@ -327,6 +327,14 @@ def post_verify(req: Request):
     return verifymod.verify(req.db).to_dict()
 
 
+def post_sync(req: Request):
+    """One round of sync (nsl push/pull/sync/clone): the reply to a sync message. Pulling needs the
+    read permission; sending artifacts needs sync (the roles sync, write and admin)."""
+    from ..sync import server as syncserver
+
+    return syncserver.handle(req.db, req.json, may_push=req.may("sync"))
+
+
 # ---- the one route table ------------------------------------------------------------------------
 
 _WHO = ("message", "author")
@@ -361,6 +369,8 @@ ROUTES = [
           summary="The head: the newest commit's uuid, standing for all the data."),
     Route("POST", f"{API}/verify", post_verify, "read", body="optional",
           summary="Recompute every hash and compare the tables with the history."),
+    Route("POST", "/sync", post_sync, "read", body="json",
+          summary="Sync between nsl databases (push, pull, clone): one round, one JSON message each way."),
     Route("GET", "/openapi.json", openapi.serve, PUBLIC,
           summary="This API's OpenAPI 3.1 document (public)."),
     # The web interface (static files shipped in nsl/server/web; public: the page asks for a token itself).

@@ -37,12 +37,13 @@ from ..errors import BadInput, Locked, NotFound, NslError
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
 DEFAULT_TIME_LIMIT = 60.0
 
-# What each role may do. sync may only read until the sync endpoint arrives.
+# What each role may do. read may pull (POST /sync asks for "sync" only when it pushes); sync may
+# pull and push but not use the write API; write and admin may do both.
 PERMISSIONS = {
     "read": frozenset({"read"}),
-    "sync": frozenset({"read"}),
-    "write": frozenset({"read", "write"}),
-    "admin": frozenset({"read", "write", "admin"}),
+    "sync": frozenset({"read", "sync"}),
+    "write": frozenset({"read", "write", "sync"}),
+    "admin": frozenset({"read", "write", "sync", "admin"}),
 }
 PUBLIC = "public"  # a route's permission for what anyone may fetch without a token (the web page)
 

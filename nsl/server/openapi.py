@@ -61,7 +61,55 @@ NEW_TABLE = {"type": "string",
              "description": "A table name (a new table is made on its first save)."}
 NAME = {"type": "string", "minLength": 1}
 
+_SYNC_NAMES = {"type": "array", "maxItems": 200_000, "items": HASH}
+_CODE = {"type": "string", "pattern": "^[0-9a-f]{40}$"}
+_SYNC_CARD = {
+    "type": "object",
+    "description": "An artifact: a version (its typed encoding), a commit (its text, and the key of each "
+                   "line) or a cluster. Its name is the hash of its content.",
+    "required": ["kind", "name", "content"],
+    "additionalProperties": False,
+    "properties": {"kind": {"enum": ["version", "commit", "cluster"]}, "name": HASH,
+                   "content": {"type": "string"},
+                   "keys": {"type": "array", "items": {"type": ["string", "integer"]}}},
+    "oneOf": [{"properties": {"kind": {"const": "commit"}}, "required": ["keys"]},
+              {"properties": {"kind": {"enum": ["version", "cluster"]}}, "not": {"required": ["keys"]}}],
+}
+_SYNC_TABLES = {"type": "object", "additionalProperties": {"type": "string"},
+                "description": "The key column of each table the commits name."}
+
 SCHEMAS = {
+    "SyncRequest": {
+        "description": "One round of sync (docs/sync-protocol.md), or a part of a clone.",
+        "oneOf": [
+            {"type": "object", "required": ["nsl", "project", "from", "hash"], "additionalProperties": False,
+             "properties": {
+                 "nsl": {"const": 1}, "project": _CODE, "from": _CODE, "hash": {"enum": ["sha1", "sha256"]},
+                 "head": nullable(HASH), "pull": {"type": "boolean"}, "push": {"type": "boolean"},
+                 "files": {"type": "array", "maxItems": 200_000, "items": _SYNC_CARD}, "tables": _SYNC_TABLES,
+                 "igot": _SYNC_NAMES, "gimme": _SYNC_NAMES, "round": {"type": "integer", "minimum": 0}}},
+            {"type": "object", "required": ["nsl", "clone"], "additionalProperties": False,
+             "properties": {"nsl": {"const": 1}, "clone": {
+                 "type": "object", "additionalProperties": False,
+                 "properties": {"after": nullable({"type": "array", "minItems": 2, "maxItems": 2,
+                                                   "items": {"type": "integer", "minimum": 0}})}}}},
+        ],
+    },
+    "SyncReply": {
+        "type": "object",
+        "required": ["nsl", "project", "from", "hash", "head", "files", "tables", "igot", "gimme"],
+        "properties": {
+            "nsl": {"const": 1}, "project": _CODE, "from": _CODE, "hash": {"enum": ["sha1", "sha256"]},
+            "head": nullable(HASH), "files": {"type": "array", "items": _SYNC_CARD}, "tables": _SYNC_TABLES,
+            "igot": _SYNC_NAMES, "igot_complete": {"type": "boolean"}, "gimme": _SYNC_NAMES,
+            "received": {"type": "object"},
+            "clone": {"type": "object", "required": ["commits", "next"],
+                      "properties": {"commits": {"type": "array", "items": {"type": "object"}},
+                                     "next": nullable({"type": "array", "items": {"type": "integer"}}),
+                                     "tables": _SYNC_TABLES,
+                                     "clusters": {"type": "array", "items": _SYNC_CARD}}},
+        },
+    },
     "Error": {
         "type": "object",
         "description": "Every error answer: a stable code, a message for people, and sometimes a hint.",
@@ -416,6 +464,7 @@ OPS: dict[str, Op] = {
                                                                     "HEAD or HEAD~N."}}),
     f"GET {API}/head": Op({200: ref("Head")}),
     f"POST {API}/verify": Op({200: ref("Verify")}, body=ref("VerifyRequest")),
+    "POST /sync": Op({200: ref("SyncReply")}, body=ref("SyncRequest"), errors=(403, 409)),
     "GET /openapi.json": Op({200: {"description": "This document (OpenAPI 3.1).",
                                    "content": json_content({"type": "object", "required": ["openapi", "paths"]})}}),
     "GET /": Op({200: {"description": "The web interface's page.",

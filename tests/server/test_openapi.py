@@ -75,7 +75,7 @@ def test_each_operation_has_its_parameters_body_and_answers():
         else:
             assert op["security"] == [{"bearer": []}], where
             assert {"401", "503"} <= statuses, where
-            assert ("403" in statuses) == (r.permission != "read" or r.pattern.endswith("/sql")), where
+            assert ("403" in statuses) == (r.permission != "read" or r.pattern.endswith(("/sql", "/sync"))), where
         if r.regex.groupindex:
             assert "404" in statuses, where
         for status, resp in op["responses"].items():
@@ -89,7 +89,7 @@ def test_error_codes_are_those_the_server_raises():
     assert {"unauthorized", "invalid_token"} == set(codes[401])
     assert {"unknown_route", "unknown_table", "unknown_object", "unknown_commit", "unknown_file"} <= set(codes[404])
     assert {"bad_input", "invalid_json", "invalid_name", "invalid_predicate", "sql_error"} <= set(codes[400])
-    assert {"invalid_object", "value_out_of_range"} == set(codes[422])
+    assert {"invalid_object", "value_out_of_range", "bad_artifact"} == set(codes[422])
     assert {"locked", "timeout"} <= set(codes[503])
     assert "internal" in codes[500] and "method_not_allowed" in codes[405]
 

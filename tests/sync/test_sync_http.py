@@ -1,0 +1,203 @@
+"""Sync over HTTP with real `nsl serve` processes: tokens and roles, a tampered server, a server killed
+or restarted in the middle, a client killed in the middle of a large pull."""
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+import nsl
+from nsl.core import tokens
+from nsl.errors import BadArtifact, RemoteError, SyncError
+from nsl.sync import client
+from nsl.sync.clone import clone
+
+from conftest import TIMEOUT, Replica, nsl_env, user_rows, versions
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def _origin(tmp_path, n=20):
+    db, _ = nsl.init(tmp_path / "origin.db")
+    nsl.save(db, "people", [{"id": i, "name": f"p{i}", "n": i} for i in range(n)], message="seed")
+    return db
+
+
+def test_clone_push_and_pull_over_http_with_roles(tmp_path, serve):
+    db = _origin(tmp_path)
+    read_tok = tokens.add(db, "reader", "read")
+    sync_tok = tokens.add(db, "syncer", "sync")
+    db.close()
+    srv = serve(tmp_path / "origin.db")
+
+    # A read token can clone and pull...
+    clone(srv.url, tmp_path / "mine.db", read_tok)
+    mine = Replica(tmp_path / "mine.db")
+    assert mine.rows() == user_rows(tmp_path / "origin.db")
+    mine.save("people", {"id": 100, "name": "mine"})
+    before = versions(tmp_path / "origin.db")
+    # ...but not push: 403, and the server is unchanged.
+    with pytest.raises(RemoteError) as e:
+        client.run(mine.db, srv.url, read_tok)
+    assert e.value.status == 403 and "push" in e.value.message
+    with pytest.raises(RemoteError) as e:
+        client.run(mine.db, srv.url, None)
+    assert e.value.status == 401
+    with pytest.raises(RemoteError) as e:
+        client.run(mine.db, srv.url, "nsl_not-a-token")
+    assert e.value.status == 401
+    assert versions(tmp_path / "origin.db") == before
+    assert client.run(mine.db, srv.url, read_tok, push=False).artifacts_received == 0
+    # A sync token pushes.
+    s = client.run(mine.db, srv.url, sync_tok)
+    assert s.artifacts_sent >= 2
+    origin = nsl.open(tmp_path / "origin.db")
+    try:
+        assert nsl.get(origin, "people", 100) == {"id": 100, "name": "mine"}
+        assert nsl.head(origin) == mine.head()
+        assert nsl.verify(origin).ok
+    finally:
+        origin.close()
+    mine.verify()
+    mine.close()
+
+
+def test_a_tampered_server_makes_the_pull_fail_and_nothing_is_applied(tmp_path, serve):
+    db = _origin(tmp_path)
+    db.close()
+    clone(str(tmp_path / "origin.db"), tmp_path / "mine.db")
+    db = nsl.open(tmp_path / "origin.db")
+    nsl.save(db, "people", [{"id": 50, "name": "honest"}])
+    db.close()
+    # Someone edits the stored version on the server behind nsl's back (same length, still decodes).
+    conn = sqlite3.connect(str(tmp_path / "origin.db"))
+    conn.execute("UPDATE nsl_version SET content = replace(content, '686F6E657374', '6C69617273') "
+                 "WHERE key = 50")
+    conn.commit()
+    conn.close()
+    srv = serve(tmp_path / "origin.db")
+    mine = Replica(tmp_path / "mine.db")
+    before = (mine.head(), mine.rows(), versions(mine.path))
+    with pytest.raises((BadArtifact, RemoteError)) as e:
+        client.run(mine.db, srv.url, push=False)
+    assert "does not hash" in str(e.value)
+    assert (mine.head(), mine.rows(), versions(mine.path)) == before
+    mine.verify()
+    mine.close()
+
+
+def test_a_server_killed_mid_push_loses_nothing_and_the_next_push_finishes(tmp_path, serve):
+    db = _origin(tmp_path, 1)
+    db.close()
+    clone(str(tmp_path / "origin.db"), tmp_path / "mine.db")
+    mine = Replica(tmp_path / "mine.db")
+    for c in range(6):
+        mine.save("people", [{"id": f"{c}-{i}", "v": i, "s": "x" * 40} for i in range(4000)])
+    srv = serve(tmp_path / "origin.db")
+
+    def kill_at(rnd):
+        if rnd == 3:
+            srv.kill()
+
+    with pytest.raises(SyncError):
+        client.run(mine.db, srv.url, pull=False, on_round=kill_at)
+    for path in (tmp_path / "origin.db", mine.path):
+        d = nsl.open(path)
+        try:
+            assert nsl.verify(d).ok
+        finally:
+            d.close()
+    conn = sqlite3.connect(str(tmp_path / "origin.db"))
+    try:    # some rounds had landed before the kill: artifacts waiting for the rest of their commit
+        assert conn.execute("SELECT count(*) FROM nsl_staged").fetchone()[0] > 1000
+    finally:
+        conn.close()
+    srv.start()
+    client.run(mine.db, srv.url, pull=False)
+    assert versions(tmp_path / "origin.db") == versions(mine.path)
+    assert user_rows(tmp_path / "origin.db") == mine.rows()
+    d = nsl.open(tmp_path / "origin.db")
+    try:
+        assert nsl.head(d) == mine.head()
+        assert nsl.verify(d).ok
+    finally:
+        d.close()
+    mine.close()
+
+
+def test_a_server_restarted_between_round_trips_does_not_break_a_sync(tmp_path, serve):
+    db = _origin(tmp_path, 1)
+    db.close()
+    clone(str(tmp_path / "origin.db"), tmp_path / "mine.db")
+    origin = nsl.open(tmp_path / "origin.db")
+    nsl.save(origin, "people", [{"id": f"o{i}", "v": i} for i in range(3000)])
+    origin.close()
+    mine = Replica(tmp_path / "mine.db")
+    mine.save("people", [{"id": f"m{i}", "v": i} for i in range(3000)])
+    srv = serve(tmp_path / "origin.db")
+    restarts = []
+
+    def restart(rnd):
+        if rnd in (2, 4):
+            srv.restart()
+            restarts.append(rnd)
+
+    s = client.run(mine.db, srv.url, on_round=restart)
+    assert restarts and s.rounds >= 2
+    d = nsl.open(tmp_path / "origin.db")
+    try:
+        assert nsl.head(d) == mine.head()
+        assert nsl.verify(d).ok
+    finally:
+        d.close()
+    assert user_rows(tmp_path / "origin.db") == mine.rows()
+    mine.close()
+
+
+def test_a_client_killed_mid_pull_of_50000_objects_resumes_to_the_same_result(tmp_path, serve):
+    db = _origin(tmp_path, 1)
+    db.close()
+    for name in ("mine.db", "control.db"):
+        clone(str(tmp_path / "origin.db"), tmp_path / name)
+    db = nsl.open(tmp_path / "origin.db")
+    for c in range(10):
+        nsl.save(db, "people", [{"id": c * 5000 + i, "name": f"n{i}", "v": i * 0.5} for i in range(5000)])
+    db.close()
+    srv = serve(tmp_path / "origin.db")
+    home = tmp_path / "home"
+    (home / ".config").mkdir(parents=True)
+    proc = subprocess.Popen([sys.executable, "-m", "nsl", "--db", str(tmp_path / "mine.db"), "pull", srv.url, "-q"],
+                            env=nsl_env(home), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    # Kill it once it has taken in part of the history: some rounds are in, the pull is not done.
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        conn = sqlite3.connect(str(tmp_path / "mine.db"), timeout=TIMEOUT)
+        try:
+            staged = conn.execute("SELECT count(*) FROM nsl_staged").fetchone()[0]
+            lines = conn.execute("SELECT count(*) FROM nsl_version").fetchone()[0]
+        finally:
+            conn.close()
+        if staged + lines > 2000 or proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the pull finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(TIMEOUT)
+    mine = Replica(tmp_path / "mine.db")
+    mine.verify()
+    assert len(versions(mine.path)) < 50_001
+    s = client.run(mine.db, srv.url, push=False)
+    assert s.missing == 0
+    control = Replica(tmp_path / "control.db")
+    client.run(control.db, srv.url, push=False)
+    assert mine.head() == control.head()
+    assert mine.rows() == control.rows()
+    assert versions(mine.path) == versions(control.path)
+    mine.verify()
+    mine.close()
+    control.close()
