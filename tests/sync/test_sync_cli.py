@@ -1,0 +1,177 @@
+"""The sync commands as a user types them: remote, clone, push, pull, sync, conflicts, resolve, config;
+their --json summaries, their errors, and two cron jobs syncing one database at once."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import TIMEOUT, nsl_env, user_rows
+
+pytestmark = pytest.mark.timeout(300)
+
+
+class Shell:
+    """`nsl` in a subprocess, in the test's own directory and HOME."""
+
+    def __init__(self, tmp_path):
+        self.cwd = tmp_path
+        self.home = tmp_path / "home"
+        (self.home / ".config").mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, *args, env=None, input=None):
+        p = subprocess.run([sys.executable, "-m", "nsl", *map(str, args)], cwd=self.cwd,
+                           env=nsl_env(self.home, **(env or {})), capture_output=True, text=True,
+                           timeout=TIMEOUT, input=input, stdin=None if input is not None else subprocess.DEVNULL)
+        assert "Traceback" not in p.stderr, p.stderr
+        return p
+
+    def ok(self, *args, **kw):
+        p = self(*args, **kw)
+        assert p.returncode == 0, f"{args}: {p.stdout}\n{p.stderr}"
+        return p
+
+    def json(self, *args, **kw):
+        return json.loads(self.ok(*args, "--json", **kw).stdout)
+
+
+@pytest.fixture
+def sh(tmp_path):
+    return Shell(tmp_path)
+
+
+def test_a_users_session_with_two_clones(sh, serve, tmp_path):
+    sh.ok("--db", "hub.db", "init")
+    sh.ok("--db", "hub.db", "save", "people", '[{"id": 1, "name": "Ada"}, {"id": 2, "name": "Alan"}]', "-m", "seed")
+    tok = sh.ok("--db", "hub.db", "token", "add", "laptops", "--role", "sync").stdout.strip()
+    srv = serve(tmp_path / "hub.db")
+
+    # Clone with the token in the environment, named by --token-env (never on the command line).
+    out = sh.json("clone", srv.url, "laptop.db", "--token-env", "HUB_TOKEN", env={"HUB_TOKEN": tok})
+    assert out["commits_applied"] == 1 and out["path"] == "laptop.db"
+    assert sh.json("--db", "laptop.db", "remote", "list") == {
+        "remotes": [{"name": "origin", "url": srv.url, "token_env": "HUB_TOKEN"}]}
+    sh.ok("clone", srv.url, "desk.db", env={"NSL_TOKEN": tok})
+
+    sh.ok("--db", "laptop.db", "save", "people", '{"id": 3, "name": "Grace"}', "-m", "on the laptop")
+    s = sh.json("--db", "laptop.db", "push", env={"HUB_TOKEN": tok})
+    assert s["direction"] == "push" and s["sent"]["artifacts"] >= 2 and s["round_trips"] >= 1
+    assert set(s) >= {"sent", "received", "round_trips", "conflicts", "head_before", "head_after"}
+    # Without the token the hub says 401, clearly, and nothing changes.
+    p = sh("--db", "desk.db", "pull")
+    assert p.returncode == 1 and p.stderr.startswith("error: ") and "token" in p.stderr
+    s = sh.json("--db", "desk.db", "pull", env={"NSL_TOKEN": tok})
+    assert s["received"]["artifacts"] >= 2 and s["head_after"] != s["head_before"]
+    assert json.loads(sh.ok("--db", "desk.db", "get", "people", "3").stdout)["name"] == "Grace"
+
+    # Concurrent edits of one object: a conflict, the same winner on both, resolved once for all.
+    sh.ok("--db", "laptop.db", "save", "people", '{"id": 1, "name": "Ada Lovelace"}')
+    time.sleep(0.01)
+    sh.ok("--db", "desk.db", "save", "people", '{"id": 1, "name": "Countess"}')
+    sh.ok("--db", "laptop.db", "sync", "-q", env={"HUB_TOKEN": tok})
+    s = sh.json("--db", "desk.db", "sync", env={"NSL_TOKEN": tok})
+    assert s["conflicts"] == [{"table": "people", "key": 1}]
+    sh.ok("--db", "laptop.db", "sync", "-q", env={"HUB_TOKEN": tok})
+    for db in ("laptop.db", "desk.db"):
+        assert json.loads(sh.ok("--db", db, "get", "people", "1").stdout)["name"] == "Countess"
+        (c,) = sh.json("--db", db, "conflicts")["conflicts"]
+        assert c["theirs"][0]["object"]["name"] == "Ada Lovelace"
+    text = sh.ok("--db", "desk.db", "conflicts").stdout
+    assert "people/1" in text and "ours" in text and "theirs" in text
+    loser = sh.json("--db", "desk.db", "conflicts")["conflicts"][0]["theirs"][0]["version"]
+    sh.ok("--db", "desk.db", "resolve", "people", "1", "--take", loser[:10], "-m", "the full name")
+    assert sh.json("--db", "desk.db", "conflicts") == {"conflicts": []}
+    sh.ok("--db", "desk.db", "sync", "-q", env={"NSL_TOKEN": tok})
+    sh.ok("--db", "laptop.db", "sync", "-q", env={"HUB_TOKEN": tok})
+    for db in ("laptop.db", "desk.db", "hub.db"):
+        assert sh.json("--db", db, "conflicts") == {"conflicts": []}
+        assert json.loads(sh.ok("--db", db, "get", "people", "1").stdout)["name"] == "Ada Lovelace"
+        sh.ok("--db", db, "verify")
+    heads = {sh.ok("--db", db, "head").stdout for db in ("laptop.db", "desk.db", "hub.db")}
+    assert len(heads) == 1
+
+
+def test_remotes_and_settings(sh, tmp_path, monkeypatch):
+    sh.ok("--db", "a.db", "init")
+    sh.ok("--db", "a.db", "remote", "add", "hub", "https://nsl.example.org:8443/", "--token-env", "HUB")
+    sh.ok("--db", "a.db", "remote", "add", "backup", str(tmp_path / "backup.db"))
+    assert [r["name"] for r in sh.json("--db", "a.db", "remote")["remotes"]] == ["backup", "hub"]
+    assert "hub\thttps://nsl.example.org:8443/\t(token from $HUB)" in sh.ok("--db", "a.db", "remote", "list").stdout
+    p = sh("--db", "a.db", "remote", "add", "hub", "http://other")
+    assert p.returncode == 2 and "exists already" in p.stderr
+    for bad in (["remote", "add", "bad name", "http://x"], ["remote", "add", "x", "ftp://x"],
+                ["remote", "add", "x", "http://x", "--token-env", "1BAD"]):
+        p = sh("--db", "a.db", *bad)
+        assert p.returncode == 2 and p.stderr.startswith("error: "), p.stderr
+    sh.ok("--db", "a.db", "remote", "remove", "backup")
+    p = sh("--db", "a.db", "remote", "remove", "backup")
+    assert p.returncode == 1 and "no remote" in p.stderr
+    p = sh("--db", "a.db", "push")
+    assert p.returncode == 1 and "origin" in p.stderr
+    # Settings.
+    sh.ok("--db", "a.db", "config", "table.people.conflicts", "merge-fields")
+    assert sh.ok("--db", "a.db", "config", "table.people.conflicts").stdout.strip() == "merge-fields"
+    assert sh.json("--db", "a.db", "config")["settings"]["table.people.conflicts"] == "merge-fields"
+    for bad in (["config", "table.people.conflicts", "newest"], ["config", "no.such", "x"]):
+        p = sh("--db", "a.db", *bad)
+        assert p.returncode == 2 and p.stderr.startswith("error: "), p.stderr
+    sh.ok("--db", "a.db", "config", "--unset", "table.people.conflicts")
+    assert sh("--db", "a.db", "config", "table.people.conflicts").returncode == 1
+    # The user's config file may hold a remote's token (git syntax).
+    (sh.home / ".config" / "nsl").mkdir(parents=True)
+    (sh.home / ".config" / "nsl" / "config").write_text('[remote "hub"]\n    token = secret-from-file\n')
+    from nsl.core import config
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(sh.home / ".config"))
+    assert config.token_for("hub", {}) == "secret-from-file"
+    monkeypatch.setenv("NSL_TOKEN", "from-env")
+    assert config.token_for("other", {}) == "from-env"
+    monkeypatch.setenv("HUB", "from-hub-var")
+    assert config.token_for("hub", {"token-env": "HUB"}) == "from-hub-var"
+
+
+def test_clone_errors_change_nothing(sh, tmp_path):
+    sh.ok("--db", "a.db", "init")
+    sh.ok("--db", "a.db", "save", "t", '{"id": 1}')
+    (tmp_path / "taken.db").write_text("mine")
+    p = sh("clone", "a.db", "taken.db")
+    assert p.returncode == 2 and "exists already" in p.stderr
+    assert (tmp_path / "taken.db").read_text() == "mine"
+    p = sh("clone", "http://127.0.0.1:9/", "x.db")
+    assert p.returncode == 1 and "cannot reach" in p.stderr
+    p = sh("clone", "missing.db", "y.db")
+    assert p.returncode == 1 and "missing.db" in p.stderr
+    assert not (tmp_path / "x.db").exists() and not (tmp_path / "y.db").exists()
+    assert not list(tmp_path.glob(".*.clone-*"))
+
+
+def test_two_cron_syncs_at_once_never_corrupt(sh, tmp_path):
+    sh.ok("--db", "hub.db", "init")
+    lines = lambda objs: "".join(json.dumps(o) + "\n" for o in objs)  # noqa: E731
+    sh.ok("--db", "hub.db", "save", "t", input=lines({"id": i, "v": "x" * 50} for i in range(20000)))
+    sh.ok("clone", "hub.db", "mine.db")
+    sh.ok("--db", "hub.db", "save", "t", input=lines({"id": f"n{i}", "v": i} for i in range(20000)))
+    sh.ok("--db", "mine.db", "save", "t", input=lines({"id": f"m{i}", "v": i} for i in range(20000)))
+    procs = [subprocess.Popen([sys.executable, "-m", "nsl", "--db", "mine.db", "sync", "--json"], cwd=tmp_path,
+                              env=nsl_env(sh.home, NSL_BUSY_TIMEOUT="60"), stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=TIMEOUT * 2) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert "Traceback" not in err
+        assert p.returncode == 0 or "another sync" in err, err
+    assert any(p.returncode == 0 for p in procs)
+    sh.ok("--db", "mine.db", "verify")
+    sh.ok("--db", "hub.db", "verify")
+    assert sh.ok("--db", "mine.db", "head").stdout == sh.ok("--db", "hub.db", "head").stdout
+    assert user_rows(tmp_path / "mine.db") == user_rows(tmp_path / "hub.db")
+    # While a sync holds the lock, another one waits up to the busy timeout, then refuses cleanly.
+    from nsl.sync.client import sync_lock
+
+    before = user_rows(tmp_path / "mine.db")
+    with sync_lock(tmp_path / "mine.db"):
+        p = sh("--db", "mine.db", "sync", env={"NSL_BUSY_TIMEOUT": "0.5"})
+    assert p.returncode == 1 and "another sync is running" in p.stderr, p.stderr
+    assert user_rows(tmp_path / "mine.db") == before
