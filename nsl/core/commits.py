@@ -5,6 +5,7 @@ touches; hashing it covers every version and, through the parents, all earlier h
 """
 from __future__ import annotations
 
+import re
 import secrets
 
 import orjson
@@ -262,10 +263,30 @@ class ParsedCommit:
         self.lines, self.text = lines, text
 
 
+_DB_CODE = re.compile(r"[0-9a-f]{40}")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
+
+
+def checked_header(db_code, date, parents, meta, algo: str) -> str:
+    """A commit's header text from its fields, each checked to be as nsl writes it (ValueError)."""
+    if not isinstance(db_code, str) or not _DB_CODE.fullmatch(db_code):
+        raise ValueError("bad db code")
+    if not isinstance(date, str) or not _DATE.fullmatch(date):
+        raise ValueError("bad date")
+    if not isinstance(parents, list) or not all(is_hash(p, algo) for p in parents) or parents != sorted(set(parents)):
+        raise ValueError("parents must be distinct commit hashes, sorted")
+    if meta is not None:
+        try:
+            value = orjson.loads(meta) if isinstance(meta, str) else None
+        except orjson.JSONDecodeError:
+            value = None
+        if not isinstance(value, dict) or not value or canonical_meta(value) != meta:
+            raise ValueError("meta is not canonical JSON of an object")
+    return header_text(db_code, date, parents, meta)
+
+
 def parse_commit_text(text: str, algo: str) -> ParsedCommit:
     """Parse and check a commit's text: it must be exactly what nsl writes (ValueError otherwise)."""
-    import re
-
     if not text.endswith("\n"):
         raise ValueError("commit text does not end with a newline")
     rows = text[:-1].split("\n")

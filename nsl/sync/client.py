@@ -120,6 +120,7 @@ def _loop(db, tr, summary: Summary, pull, push, progress, on_round):
     summary.head_before = commits.head(db)
     already_sent: set[str] = set()
     igot_sent: set[str] = set()
+    remote_has: set[str] = set()        # names the remote listed as its own: never worth telling it of
     server_gimme: list[str] = []
     gimme_cap = protocol.GIMME_FIRST
     seen_complete_igot = False
@@ -148,7 +149,8 @@ def _loop(db, tr, summary: Summary, pull, push, progress, on_round):
             if push and rnd > 1 and not heads_equal and not files:
                 # Unsent is spent and the heads still differ: say what is here, so the remote can
                 # ask for what it lacks (artifacts that came from elsewhere are never "unsent").
-                igot = [n for n in artifacts.unclustered_names(db) if n not in igot_sent][:20_000]
+                igot = [n for n in artifacts.unclustered_names(db)
+                        if n not in igot_sent and n not in remote_has][:20_000]
             gimme = artifacts.phantoms(db, gimme_cap) if pull else []
             request = {"nsl": protocol.PROTOCOL, "project": db.meta("project_code"), "from": db.db_code,
                        "hash": db.hash_algo, "head": commits.head(db), "pull": pull, "push": push,
@@ -168,9 +170,11 @@ def _loop(db, tr, summary: Summary, pull, push, progress, on_round):
             new_phantoms = rec.new_phantoms
             if pull and reply["igot"]:
                 new_phantoms += artifacts.add_phantoms(db, reply["igot"])
-            if sent_names:
-                for i in range(0, len(sent_names), 500):
-                    part = sent_names[i:i + 500]
+            # What the remote just took, or listed as its own, need not be pushed again.
+            done = sent_names + [n for n in reply["igot"] if n not in remote_has]
+            if done:
+                for i in range(0, len(done), 500):
+                    part = done[i:i + 500]
                     q = ",".join("?" * len(part))
                     db.conn.execute(f"DELETE FROM nsl_unsent WHERE rid IN (SELECT rid FROM nsl_artifact "
                                     f"WHERE name IN ({q}))", part)
@@ -178,6 +182,7 @@ def _loop(db, tr, summary: Summary, pull, push, progress, on_round):
             my_head = commits.head(db)
         already_sent.update(sent_names)
         igot_sent.update(igot)
+        remote_has.update(reply["igot"])
         summary.artifacts_sent += len(files)
         summary.artifacts_received += rec.files
         summary.commits_applied += rec.applied
@@ -194,7 +199,7 @@ def _loop(db, tr, summary: Summary, pull, push, progress, on_round):
         pull_done = not pull or heads_equal or (seen_complete_igot and left == 0)
         with db.read():
             unsent_left = bool(_unsent(db, already_sent, 1))
-            all_igot = not (set(artifacts.unclustered_names(db)) - igot_sent)
+            all_igot = not (set(artifacts.unclustered_names(db)) - igot_sent - remote_has)
         push_done = not push or (not server_gimme and not unsent_left and (heads_equal or (rnd > 1 and all_igot)))
         if pull_done and push_done:
             break

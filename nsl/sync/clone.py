@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..core import commits, conflicts, rowtext, states
-from ..core.commits import header_text, is_hash
+from ..core.commits import is_hash
 from ..core.database import Database, check_table_name, gc_pause, gc_resume
 from ..core.schema import quote
 from ..errors import BadArtifact, BadInput, InvalidName, SyncError
@@ -38,7 +39,7 @@ class _Builder:
         self.algo = db.hash_algo
         self.h = rowtext.hasher(self.algo)
         self.key_cols = key_cols
-        self.tables: dict[str, tuple[int, int | None]] = {}   # name -> (tid, key column index per header)
+        self.tables: dict = {}      # name -> Table
         self.json_cols: set[tuple[str, str]] = set()
         self.cur = None          # the commit being received: [uuid, cid, whole hasher, objs hasher, n, nlines]
         self.by_uuid: dict[str, int] = {}
@@ -48,21 +49,30 @@ class _Builder:
         self.leaves: set[int] = set()
         self.headers: dict[str, dict] = {}   # table -> headers in the order they came
 
-    def table(self, name: str, content: str) -> None:
-        if name in self.tables:
-            return
-        try:
-            check_table_name(name)
-        except InvalidName as e:
-            raise BadArtifact(f"the remote has a table named {name!r}, which nsl does not allow: {e.message}") from None
-        key_col = self.key_cols.get(name)
-        cols = rowtext.decode_header(content.partition("\n")[0])
-        if key_col is None or key_col not in cols:
-            raise BadArtifact(f"table {name!r}: the remote did not say which column is its key")
-        body = ", ".join([f"{quote(key_col)} PRIMARY KEY"] + [quote(x) for x in cols if x != key_col])
-        self.c.execute(f"CREATE TABLE {quote(name)} ({body})")
-        tbl = self.db.track_table(name, key_col)
-        self.tables[name] = (tbl.tid, None)
+    def table(self, name: str, head: str):
+        """The user table (made on first sight, its triggers off until finish), with every column of
+        `head` (columns are added in the order they first appear, as the remote's saves added them)."""
+        tbl = self.tables.get(name)
+        if tbl is None:
+            try:
+                check_table_name(name)
+            except InvalidName as e:
+                raise BadArtifact(f"the remote has a table named {name!r}, which nsl does not allow: {e.message}") from None
+            key_col = self.key_cols.get(name)
+            cols = rowtext.decode_header(head)
+            if key_col is None or key_col not in cols:
+                raise BadArtifact(f"table {name!r}: the remote did not say which column is its key")
+            body = ", ".join([f"{quote(key_col)} PRIMARY KEY"] + [quote(x) for x in cols if x != key_col])
+            self.c.execute(f"CREATE TABLE {quote(name)} ({body})")
+            tbl = self.tables[name] = self.db.track_table(name, key_col)
+            self.db.mute_triggers(tbl)
+        if head not in self.headers.setdefault(name, {}):
+            self.headers[name][head] = None
+            for col in rowtext.decode_header(head):
+                if col not in tbl.columns:
+                    self.c.execute(f"ALTER TABLE {tbl.q} ADD COLUMN {quote(col)}")
+                    tbl.columns.append(col)
+        return tbl
 
     def chunk(self, ch: dict) -> None:
         c = self.c
@@ -77,10 +87,10 @@ class _Builder:
             meta = ch.get("meta")
             if not all(p in self.by_uuid for p in parents) or parents != sorted(set(parents)):
                 raise BadArtifact(f"commit {uuid[:12]} names parents the remote did not send first")
-            if not isinstance(ch.get("db"), str) or not isinstance(ch.get("date"), str) \
-                    or (meta is not None and not isinstance(meta, str)):
-                raise SyncError("the remote sent a malformed commit header")
-            header = header_text(ch["db"], ch["date"], parents, meta)
+            try:
+                header = commits.checked_header(ch.get("db"), ch.get("date"), parents, meta, self.algo)
+            except ValueError as e:
+                raise BadArtifact(f"commit {uuid[:12]}: {e}") from None
             cid = c.execute("INSERT INTO nsl_commit(uuid, db, date, parents, meta, objects_uuid, nlines, vid_lo) "
                             "VALUES (?, ?, ?, ?, ?, '', ?, ?)",
                             (uuid, ch["db"], ch["date"], " ".join(parents), meta, nlines, self.next_vid)).lastrowid
@@ -93,32 +103,30 @@ class _Builder:
             raise SyncError("the remote's clone parts do not follow on")
         cid = self.cur[1]
         rows = []
-        texts = []
-        groups: dict[str, list] = {}
+        groups: dict[tuple, list] = {}
+        vid = self.next_vid
         for i, ln in enumerate(lines):
-            if not isinstance(ln, list) or len(ln) != 7:
-                raise SyncError("the remote sent a malformed commit line")
-            op, tbl, key, vuuid, digest, parents, content = ln
-            if op not in ("I", "U", "D") or not isinstance(tbl, str) or type(key) not in (str, int):
+            try:
+                op, tbl, key, vuuid, digest, parents, content = ln
+            except (TypeError, ValueError):
+                raise SyncError("the remote sent a malformed commit line") from None
+            if type(tbl) is not str or type(key) not in (str, int) or (parents is not None and type(parents) is not str):
                 raise SyncError("the remote sent a malformed commit line")
             if op == "D":
-                if content is not None or not parents:
+                if content is not None or not parents or vuuid is not None or digest is not None:
                     raise BadArtifact(f"commit {uuid[:12]}: a deletion line carries content or no parent")
+            elif op == "I" or op == "U":
+                if type(content) is not str or (op == "U") != (parents is not None):
+                    raise BadArtifact(f"commit {uuid[:12]}: a line of {tbl}/{key} is malformed")
+                head, sep, body = content.partition("\n")
+                groups.setdefault((tbl, head), []).append((i, body))
             else:
-                if not isinstance(content, str):
-                    raise BadArtifact(f"commit {uuid[:12]}: a line of {tbl}/{key} has no content")
-                try:
-                    rowtext.check_content(content)
-                except ValueError as e:
-                    raise BadArtifact(f"version {str(digest)[:12]}: {e}") from None
-                self.table(tbl, content)
-                head = content.partition("\n")[0]
-                groups.setdefault(head, []).append((i, content))
-                self.headers.setdefault(tbl, {}).setdefault(head, None)
-            rows.append((self.next_vid + i, cid, tbl, key, op, vuuid, digest, parents, content))
-            texts.append(commits.line_text(op, tbl, vuuid, digest, parents))
+                raise SyncError("the remote sent a malformed commit line")
+            rows.append((vid + i, cid, tbl, key, op, vuuid, digest, parents, content))
         self._check_versions(rows, groups, uuid)
-        chunk = "".join(texts).encode("utf-8", "surrogatepass")
+        self._deletions(rows)
+        text = "".join([commits.line_text(r[4], r[2], r[5], r[6], r[7]) for r in rows])
+        chunk = text.encode("utf-8", "surrogatepass")
         self.cur[2].update(chunk)
         self.cur[3].update(chunk)
         c.executemany("INSERT INTO nsl_version(vid, cid, tbl, key, op, uuid, digest, parents, content) "
@@ -140,31 +148,65 @@ class _Builder:
             self.applied += 1
 
     def _check_versions(self, rows, groups, uuid):
-        """Digest and row text of every version, a column at a time per header, and its key."""
-        for head, items in groups.items():
-            cols = rowtext.decode_header(head)
-            bodies = [ct.partition("\n")[2] for _, ct in items]
-            texts = rowtext.cells_row_texts(bodies, len(cols))
-            for (i, ct), text in zip(items, texts):
+        """Every version as nsl writes it, its digest and row text, and its key; a column at a time per
+        table and header. Parents of updates and deletions must name versions (checked by hash form
+        here; `nsl verify` checks they are earlier versions of the object)."""
+        algo = self.algo
+        for r in rows:
+            if r[7] is not None and not all(is_hash(x, algo) for x in r[7].split(",")):
+                raise BadArtifact(f"commit {uuid[:12]}: a line of {r[2]}/{r[3]} names a malformed parent")
+        h = self.h
+        for (tname, head), items in groups.items():
+            try:
+                cols = rowtext.check_header(head)
+                bodies = [b for _, b in items]
+                for b in bodies:
+                    rowtext.check_body(b, len(cols))
+                texts = rowtext.cells_row_texts(bodies, len(cols))
+            except (ValueError, UnicodeDecodeError) as e:
+                raise BadArtifact(f"commit {uuid[:12]}: a version of table {tname!r} is not a valid typed "
+                                  f"encoding: {e}") from None
+            tbl = self.table(tname, head)
+            prefix = head + "\n"
+            for (i, b), text in zip(items, texts):
                 r = rows[i]
-                if self.h(ct.encode("utf-8", "surrogatepass")).hexdigest() != r[6]:
+                if h((prefix + b).encode("utf-8", "surrogatepass")).hexdigest() != r[6]:
                     raise BadArtifact(f"version {str(r[6])[:12]} of {r[2]}/{r[3]} does not hash to its name")
-                if self.h(text).hexdigest() != r[5]:
+                if h(text).hexdigest() != r[5]:
                     raise BadArtifact(f"version {str(r[6])[:12]} of {r[2]}/{r[3]}: its row text does not hash "
                                       f"to its uuid")
-            tname = rows[items[0][0]][2]
             kc = self.key_cols.get(tname)
-            if kc in cols:
-                ki = cols.index(kc)
-                keys_enc = rowtext.encode_values([(rows[i][3],) for i, _ in items], 1)
-                for (i, ct), b, want in zip(items, bodies, keys_enc):
-                    if b.split("|", ki + 1)[ki] != want:
-                        raise BadArtifact(f"version of {rows[i][2]}/{rows[i][3]}: its key column does not hold its key")
+            if kc not in cols:
+                raise BadArtifact(f"table {tname!r}: a version has no key column {kc!r}")
+            ki = cols.index(kc)
+            keys_enc = rowtext.encode_values([(rows[i][3],) for i, _ in items], 1)
+            for (i, b), want in zip(items, keys_enc):
+                if b.split("|", ki + 1)[ki] != want:
+                    raise BadArtifact(f"version of {rows[i][2]}/{rows[i][3]}: its key column does not hold its key")
             if any(b.startswith("j") or "|j" in b for b in bodies):
                 for b in bodies:
                     for cc, cell in zip(cols, b.split("|")):
                         if cell.startswith("j"):
                             self.json_cols.add((tname, cc))
+            # The row each line makes, now: lines come in history order, so the last one written for
+            # an object is its last line, which is what it shows unless it has several leaves (finish
+            # puts those right).
+            self.c.executemany(
+                f"INSERT OR REPLACE INTO {tbl.q} ({', '.join(quote(x) for x in cols)}) "
+                f"VALUES ({', '.join('?' * len(cols))})", rowtext.decode_bodies(bodies, len(cols)))
+
+    def _deletions(self, rows):
+        by_table: dict[str, list] = {}
+        for r in rows:
+            if r[4] == "D":
+                by_table.setdefault(r[2], []).append(r[3])
+        for tname, keys in by_table.items():
+            tbl = self.tables.get(tname)
+            if tbl is None:
+                raise BadArtifact(f"a deletion in table {tname!r} comes before anything was made there")
+            for i in range(0, len(keys), 500):
+                part = keys[i:i + 500]
+                self.c.execute(f"DELETE FROM {tbl.q} WHERE {tbl.qkey} IN ({','.join('?' * len(part))})", part)
 
     def finish(self, clusters: list[dict]) -> None:
         if self.cur is not None:
@@ -174,27 +216,21 @@ class _Builder:
         for tbl, col in self.json_cols:
             c.execute("INSERT OR IGNORE INTO nsl_json_column(tid, name) SELECT tid, ? FROM nsl_table WHERE name = ?",
                       (col, tbl))
-        # Every column any version of a table has, in the order they first appear in the history (the
-        # order the remote's own saves added them in).
-        for tbl in self.db.tables():
-            seen = list(tbl.columns)
-            for head in self.headers.get(tbl.name, ()):
-                for col in rowtext.decode_header(head):
-                    if col not in seen:
-                        c.execute(f"ALTER TABLE {tbl.q} ADD COLUMN {quote(col)}")
-                        seen.append(col)
-        # The user tables show the head's state; objects with several leaves show their policy's pick.
-        conflicts.recompute(self.db)
-        state = states.head_state(self.db)
-        try:
-            for tbl in self.db.tables():
-                items = [tuple(r) for r in c.execute(f"SELECT key, vid FROM temp.{state} WHERE tbl = ?", (tbl.name,))]
-                _insert_rows(self.db, tbl, items)
-        finally:
-            states.drop(self.db, state)
-        from ..core.travel import _merged_rows
+        # Rows are in; objects with several leaves show their policy's pick, and triggers come back.
+        if conflicts.recompute(self.db):
+            state = states.head_state(self.db)
+            try:
+                for (tname,) in c.execute("SELECT DISTINCT tbl FROM nsl_shown").fetchall():
+                    items = c.execute(f"SELECT s.key, (SELECT x.vid FROM temp.{state} x WHERE x.tbl = s.tbl "
+                                      f"AND x.key = s.key) FROM nsl_shown s WHERE s.tbl = ?", (tname,)).fetchall()
+                    states.write_rows(self.db, self.tables[tname], [tuple(r) for r in items])
+            finally:
+                states.drop(self.db, state)
+            from ..core.travel import _merged_rows
 
-        _merged_rows(self.db)
+            _merged_rows(self.db)
+        for tbl in self.tables.values():
+            self.db.unmute_triggers(tbl)
         # The artifact index, as received (nothing is unsent); clusters as the remote made them.
         c.execute("INSERT INTO nsl_artifact(name, kind, ref) SELECT digest, 'v', min(vid) FROM nsl_version "
                   "WHERE digest IS NOT NULL GROUP BY digest")
@@ -221,34 +257,6 @@ class _Builder:
         self.db.set_meta("sync_vid", c.execute("SELECT ifnull(max(vid), 0) FROM nsl_version").fetchone()[0])
 
 
-def _insert_rows(db: Database, tbl, items) -> None:
-    """Fill an empty user table from (key, vid) pairs, grouped by header, without triggers."""
-    if not items:
-        return
-    db.mute_triggers(tbl)
-    _fill(db, tbl, [v for _, v in items])
-    db.unmute_triggers(tbl)
-
-
-def _fill(db: Database, tbl, vids: list[int]) -> None:
-    groups: dict[str, list] = {}
-    for i in range(0, len(vids), 900):
-        part = vids[i:i + 900]
-        for (content,) in db.conn.execute(
-                f"SELECT content FROM nsl_version WHERE vid IN ({','.join('?' * len(part))})", part):
-            head, _, body = content.partition("\n")
-            groups.setdefault(head, []).append(body)
-    for head, bodies in groups.items():
-        cols = rowtext.decode_header(head)
-        for col in cols:
-            if col not in tbl.columns:
-                db.conn.execute(f"ALTER TABLE {tbl.q} ADD COLUMN {quote(col)}")
-                tbl.columns.append(col)
-        db.conn.executemany(
-            f"INSERT INTO {tbl.q} ({', '.join(quote(x) for x in cols)}) VALUES ({', '.join('?' * len(cols))})",
-            rowtext.decode_bodies(bodies, len(cols)))
-
-
 def clone(url: str, path, token: str | None = None, *, token_env: str | None = None, progress=None) -> Summary:
     """Make a new database at `path` (which must not exist) holding everything the remote has, with
     the remote as `origin`. Its own db_code is new; its project code is the remote's."""
@@ -261,17 +269,29 @@ def clone(url: str, path, token: str | None = None, *, token_env: str | None = N
     tr = open_transport(url, token)
     gc_was_on = gc_pause()
     db = None
+    # The next part is fetched while this one is written: the remote's work and the network overlap
+    # with the checking and writing here (one request at a time, in order).
+    pool = ThreadPoolExecutor(1, thread_name_prefix="nsl-clone")
+
+    def fetch(after):
+        return protocol.check_reply(tr.exchange({"nsl": protocol.PROTOCOL, "clone": {"after": after}}))
+
     try:
         after = None
         builder = None
         rnd = 0
+        pending = pool.submit(fetch, None)
         while True:
             rnd += 1
-            raw = tr.exchange({"nsl": protocol.PROTOCOL, "clone": {"after": after}})
-            reply = protocol.check_reply(raw)
+            reply = pending.result()
             cl = reply.get("clone")
             if cl is None:
                 raise SyncError("the remote did not answer the clone request with a clone part")
+            nxt = cl.get("next")
+            if nxt is not None:
+                if not (isinstance(nxt, list) and len(nxt) == 2 and all(type(x) is int for x in nxt)) or nxt == after:
+                    raise SyncError("the remote's clone does not move forward")
+                pending = pool.submit(fetch, nxt)
             if db is None:
                 db, _ = Database.init(tmp, hash_algo=reply["hash"])
                 with db.write(check_checkout=False):
@@ -288,7 +308,6 @@ def clone(url: str, path, token: str | None = None, *, token_env: str | None = N
                     if not isinstance(ch, dict):
                         raise SyncError("the remote sent a malformed clone part")
                     builder.chunk(ch)
-                nxt = cl.get("next")
                 if nxt is None:
                     builder.finish(cl.get("clusters") or [])
                     db.conn.execute("INSERT OR REPLACE INTO nsl_config(name, value) VALUES ('remote.origin.url', ?)",
@@ -303,8 +322,6 @@ def clone(url: str, path, token: str | None = None, *, token_env: str | None = N
                 progress({"round": rnd, "received": summary.artifacts_received, "applied": builder.applied})
             if nxt is None:
                 break
-            if not (isinstance(nxt, list) and len(nxt) == 2 and all(type(x) is int for x in nxt)) or nxt == after:
-                raise SyncError("the remote's clone does not move forward")
             after = nxt
         summary.head_after = commits.head(db)
         summary.conflicts = [tuple(r) for r in db.conn.execute("SELECT DISTINCT tbl, key FROM nsl_conflict")]
@@ -320,6 +337,7 @@ def clone(url: str, path, token: str | None = None, *, token_env: str | None = N
         _remove(tmp)
         raise
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)
         gc_resume(gc_was_on)
         summary.bytes_sent, summary.bytes_received, summary.rounds = tr.sent, tr.received, tr.round_trips
         tr.close()
