@@ -172,13 +172,14 @@ def parse_cluster(text: str, algo: str) -> list[str]:
     return names
 
 
-def make_clusters(db: Database) -> int:
+def make_clusters(db: Database) -> list[str]:
     """Gather the unclustered artifacts into clusters (Fossil's rule: at least CLUSTER_MIN of them,
     at most CLUSTER_MAX per cluster, the last one taking the rest). The new clusters are unclustered
-    in turn, and gathered again while there are enough of them. Returns how many were made."""
+    in turn, and gathered again while there are enough of them. Returns the names that were
+    unclustered before (clusters made here included)."""
     c = db.conn
     h = rowtext.hasher(db.hash_algo)
-    made = 0
+    made: list[str] = []
     while unclustered_count(db) >= CLUSTER_MIN:
         rows = c.execute("SELECT a.rid, a.name FROM nsl_unclustered u JOIN nsl_artifact a ON a.rid = u.rid "
                          "ORDER BY a.name").fetchall()
@@ -188,6 +189,7 @@ def make_clusters(db: Database) -> int:
             groups.append(rows[i:i + n])
             i += n
         new = []
+        made.extend(name for _, name in rows)
         for g in groups:
             text = cluster_text([name for _, name in g])
             uuid = h(text.encode()).hexdigest()
@@ -196,7 +198,6 @@ def make_clusters(db: Database) -> int:
                 continue
             kid = c.execute("INSERT INTO nsl_cluster(uuid, content) VALUES (?, ?)", (uuid, text)).lastrowid
             new.append(c.execute("INSERT INTO nsl_artifact(name, kind, ref) VALUES (?, 'k', ?)", (uuid, kid)).lastrowid)
-            made += 1
         c.executemany("INSERT OR IGNORE INTO nsl_unclustered(rid) VALUES (?)", [(r,) for r in new])
         if not new:
             break

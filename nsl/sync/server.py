@@ -47,9 +47,10 @@ def handle(db: Database, message, *, may_push: bool = True) -> dict:
             artifacts.add_phantoms(db, req["igot"])
         reply["gimme"] = artifacts.phantoms(db, protocol.GIMME_MAX) if req["push"] else []
         files, size = [], 0
+        just_clustered: list[str] = []
         if req["pull"]:
             if artifacts.unclustered_count(db) >= artifacts.CLUSTER_MIN:
-                artifacts.make_clusters(db)
+                just_clustered = artifacts.make_clusters(db)
             for name in req["gimme"]:
                 card = artifacts.file_of(db, name)
                 if card is None:
@@ -64,6 +65,11 @@ def handle(db: Database, message, *, may_push: bool = True) -> dict:
         reply["tables"] = artifacts.key_columns(db, files)
         if req["pull"] and req["head"] != head:
             reply["igot"] = artifacts.unclustered_names(db)
+            # What was unclustered a moment ago is told of too (when it is not much), so a client
+            # that lacks it asks for it now instead of asking for the new cluster first.
+            if len(just_clustered) <= 2 * artifacts.CLUSTER_MAX:
+                known = set(reply["igot"])
+                reply["igot"] += [n for n in just_clustered if n not in known]
             reply["igot_complete"] = True
         else:
             reply["igot"] = []

@@ -77,3 +77,52 @@ def test_replicas_converge(tmp_path_factory, ops, policy):
         for x in dbs:
             x.close()
         shutil.rmtree(d, ignore_errors=True)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                   HealthCheck.too_slow])
+@given(order=st.permutations([(0, 1), (1, 2), (0, 2), (1, 0), (2, 1), (2, 0)]),
+       deleter=st.sampled_from([None, 0, 1, 2]))
+def test_concurrent_updates_have_one_winner_whatever_the_sync_order(tmp_path_factory, order, deleter):
+    """Each replica changes object 1 (one may delete it instead); whatever order they sync in, all
+    show the same version (the newest live one), list the same losers, and a resolution anywhere
+    ends the conflict everywhere."""
+    d = tmp_path_factory.mktemp("det")
+    origin = d / "r0.db"
+    db, _ = nsl.init(origin)
+    nsl.save(db, "t", [{"id": 1, "v": "base"}])
+    db.close()
+    paths = [origin] + [d / f"r{i}.db" for i in (1, 2)]
+    for p in paths[1:]:
+        clone(str(origin), p)
+    dbs = [nsl.open(p) for p in paths]
+    try:
+        made = {}
+        for i, x in enumerate(dbs):
+            if i == deleter:
+                nsl.delete(x, "t", [1])
+            else:
+                made[i] = nsl.save(x, "t", [{"id": 1, "v": f"from {i}"}]).commit
+        for a, b in order + order:
+            client.run(dbs[a], str(paths[b]))
+        shown = [nsl.get(x, "t", 1) for x in dbs]
+        assert shown[0] == shown[1] == shown[2]
+        # lww: the live version of the newest commit (by date, then uuid) wins.
+        dated = {i: (nsl.show(dbs[0], c)["date"], c) for i, c in made.items()}
+        assert shown[0]["v"] == f"from {max(dated, key=dated.get)}"
+        from nsl.core.conflicts import conflict_list, resolve
+
+        lists = [conflict_list(x) for x in dbs]
+        losers = [sorted(str(t["version"]) for t in c[0]["theirs"]) for c in lists]
+        assert losers[0] == losers[1] == losers[2] and len(losers[0]) == 2
+        resolve(dbs[2], "t", 1, {"id": 1, "v": "merged"})
+        for a, b in order:
+            client.run(dbs[a], str(paths[b]))
+        for x in dbs:
+            assert conflict_list(x) == [] and nsl.get(x, "t", 1) == {"id": 1, "v": "merged"}
+            assert nsl.verify(x).ok
+        assert len({nsl.head(x) for x in dbs}) == 1
+    finally:
+        for x in dbs:
+            x.close()
+        shutil.rmtree(d, ignore_errors=True)

@@ -66,17 +66,27 @@ def test_clone_push_and_pull_over_http_with_roles(tmp_path, serve):
     mine.close()
 
 
-def test_a_tampered_server_makes_the_pull_fail_and_nothing_is_applied(tmp_path, serve):
+TAMPERING = {
+    # the stored version of the new object (it still decodes: "honest" -> "liars")
+    "version": "UPDATE nsl_version SET content = replace(content, '686F6E657374', '6C69617273') WHERE key = 50",
+    # the commit's message, in its header
+    "commit": "UPDATE nsl_commit SET meta = '{\"message\":\"nothing to see\"}' WHERE cid = (SELECT max(cid) FROM nsl_commit)",
+    # the commit's line names another version uuid (its version's row text then does not match)
+    "line": "UPDATE nsl_version SET uuid = '0000000000000000000000000000000000000000' WHERE key = 50",
+}
+
+
+@pytest.mark.parametrize("what", sorted(TAMPERING))
+def test_a_tampered_server_makes_the_pull_fail_and_nothing_is_applied(tmp_path, serve, what):
     db = _origin(tmp_path)
     db.close()
     clone(str(tmp_path / "origin.db"), tmp_path / "mine.db")
     db = nsl.open(tmp_path / "origin.db")
-    nsl.save(db, "people", [{"id": 50, "name": "honest"}])
+    nsl.save(db, "people", [{"id": 50, "name": "honest"}], message="honest")
     db.close()
-    # Someone edits the stored version on the server behind nsl's back (same length, still decodes).
+    # Someone edits the server's history behind nsl's back, with the sqlite3 shell's SQL.
     conn = sqlite3.connect(str(tmp_path / "origin.db"))
-    conn.execute("UPDATE nsl_version SET content = replace(content, '686F6E657374', '6C69617273') "
-                 "WHERE key = 50")
+    conn.execute(TAMPERING[what])
     conn.commit()
     conn.close()
     srv = serve(tmp_path / "origin.db")
@@ -84,7 +94,7 @@ def test_a_tampered_server_makes_the_pull_fail_and_nothing_is_applied(tmp_path, 
     before = (mine.head(), mine.rows(), versions(mine.path))
     with pytest.raises((BadArtifact, RemoteError)) as e:
         client.run(mine.db, srv.url, push=False)
-    assert "does not hash" in str(e.value)
+    assert "does not hash" in str(e.value) or "changed or damaged" in str(e.value)
     assert (mine.head(), mine.rows(), versions(mine.path)) == before
     mine.verify()
     mine.close()
