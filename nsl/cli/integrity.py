@@ -41,19 +41,32 @@ def init(ctx, path, hash_algo, as_json):
 def demo(path, as_json):
     """Make a demo database at PATH (default: nsl-demo.db, replaced if there) and show around it.
 
-    It holds two tables and a short history, including a change made with plain SQL. Then try
-    `nsl --db PATH log`, `find`, `history people 1`, `diff HEAD~2`, `checkout HEAD~3`, `verify`.
+    It holds two tables and a short history, including a change made with plain SQL. It is cloned to
+    PATH-copy (PATH without .db, then -copy.db), the copy gets a new object, and a push brings it back.
+    Then try `nsl --db PATH log`, `find`, `history people 1`, `diff HEAD~2`, `checkout HEAD~3`, `verify`.
     """
+    from pathlib import Path
+
     from ..core import demo as demomod
     from ..core import history, objects
     from ..core.database import Database
+    from ..sync import client
+    from ..sync.clone import clone
 
     made = demomod.make_demo(path)
+    copy = str(Path(path).with_name(Path(path).stem + "-copy.db"))
+    demomod.remove_file(copy)
+    clone(path, copy)
+    with Database.open(copy) as other:
+        objects.save(other, "people", [{"id": 6, "name": "Barbara Liskov", "born": 1939, "city": "Boston"}],
+                     message="Added on the copy", author="demo")
+        pushed = client.run(other, str(Path(path).resolve()), pull=False)
     db = Database.open(path)
     rep = verifymod.verify(db)
     found = list(objects.find(db, "people", {"born": {"$gt": 1900}}, sort="born"))
     if as_json:
-        emit_json({**made, "verify": rep.ok, "head": rep.head, "found": found})
+        emit_json({**made, "commits": [e["commit"] for e in history.log(db)][::-1], "copy": copy,
+                   "pushed": pushed.to_dict(), "verify": rep.ok, "head": rep.head, "found": found})
         return
     out = console()
     out.print(f"made {made['path']}: {len(made['commits'])} commits, tables {', '.join(made['tables'])}\n")
@@ -63,6 +76,11 @@ def demo(path, as_json):
     out.print(f"\n$ nsl --db {path} find people '{{\"born\": {{\"$gt\": 1900}}}}' --sort born", markup=False)
     for o in found:
         out.print(f"  {o['id']}  {o['name']} ({o['born']}, {o['city']})", markup=False)
+    out.print(f"\n$ nsl clone {path} {copy}", markup=False)
+    out.print(f"$ nsl --db {copy} save people '{{\"id\": 6, \"name\": \"Barbara Liskov\", ...}}'", markup=False)
+    out.print(f"$ nsl --db {copy} push", markup=False)
+    out.print(f"  {pushed.artifacts_sent} artifacts sent in {pushed.rounds} round trip"
+              f"{'s' if pushed.rounds != 1 else ''}; both heads are now {str(pushed.head_after)[:12]}", markup=False)
     out.print(f"\n$ nsl --db {path} verify", markup=False)
     out.print(f"  {rep.commits} commits, {rep.versions} versions, {rep.rows} rows: "
               + ("ok" if rep.ok else "PROBLEMS") + f"; head {rep.head}", markup=False)

@@ -22,13 +22,18 @@ CITIES = [
 ]
 
 
+def remove_file(path) -> None:
+    """Remove a database file and its SQLite companions, if there."""
+    for suffix in ("", "-wal", "-shm", "-synclock"):
+        f = Path(str(path) + suffix)
+        if f.exists():
+            os.remove(f)
+
+
 def make_demo(path) -> dict:
     """(Re)create a demo database at `path` with a short history. Returns what was made."""
     p = Path(path)
-    for suffix in ("", "-wal", "-shm"):
-        f = Path(str(p) + suffix)
-        if f.exists():
-            os.remove(f)
+    remove_file(p)
     db, _ = init(p)
     try:
         commits = [
