@@ -75,30 +75,49 @@ def apply(db: Database, pc: ParsedCommit, keys: list, content_of, key_cols: dict
     seen = set()
     json_cols: dict[str, set] = {}
     new_headers: dict[str, dict] = {}   # table -> headers of its versions, in line order
-    for (op, tname, uuid, digest, parents), key in zip(pc.lines, keys):
+    groups: dict[tuple, list] = {}      # (table, header) -> [(line index, body)]
+    for i, ((op, tname, uuid, digest, parents), key) in enumerate(zip(pc.lines, keys)):
         if type(key) not in (str, int) or (type(key) is int and not -(1 << 63) <= key < (1 << 63)):
             raise BadArtifact(f"commit {pc.uuid[:12]}: a line of {tname!r} has an invalid key {key!r}")
         content = content_of(digest) if op != "D" else None
         if op != "D" and content is None:
             raise BadArtifact(f"commit {pc.uuid[:12]}: version {digest[:12]} was not sent")
-        tbl = tables.get(tname) or tables.setdefault(tname, _table_for(db, tname, key_cols, content))
+        if tname not in tables:
+            tables[tname] = _table_for(db, tname, key_cols, content)
         if (tname, key) in seen:
             raise BadArtifact(f"commit {pc.uuid[:12]}: {tname}/{key} has two lines")
         seen.add((tname, key))
         if content is not None:
-            try:
-                cols, vals, kinds = rowtext.decode_content(content)
-            except (ValueError, UnicodeDecodeError):
-                raise BadArtifact(f"version {digest[:12]}: its content cannot be decoded") from None
-            if h(rowtext.row_text(vals)).hexdigest() != uuid:
-                raise BadArtifact(f"version {digest[:12]} of {tname}/{key}: its row text does not hash to "
-                                  f"the version uuid {uuid[:12]} its commit names")
-            ki = cols.index(tbl.key_col) if tbl.key_col in cols else None
-            if ki is None or vals[ki] != key or type(vals[ki]) is not type(key):
-                raise BadArtifact(f"version {digest[:12]}: its key column does not hold the key {key!r}")
-            json_cols.setdefault(tname, set()).update(col for col, k in zip(cols, kinds) if k == rowtext.JSON)
-            new_headers.setdefault(tname, {}).setdefault(content.partition("\n")[0], None)
+            head, _, body = content.partition("\n")
+            groups.setdefault((tname, head), []).append((i, body))
         rows.append((tname, key, op, uuid, digest, parents, content))
+    # Each version's row text hashes to the uuid its line names, and its key column holds the key;
+    # a column at a time per table and header.
+    for (tname, head), items in groups.items():
+        try:
+            cols = rowtext.decode_header(head)
+            bodies = [b for _, b in items]
+            texts = rowtext.cells_row_texts(bodies, len(cols))
+        except (ValueError, UnicodeDecodeError):
+            raise BadArtifact(f"commit {pc.uuid[:12]}: a version of {tname!r} cannot be decoded") from None
+        for (i, _), text in zip(items, texts):
+            if h(text).hexdigest() != rows[i][3]:
+                r = rows[i]
+                raise BadArtifact(f"version {r[4][:12]} of {tname}/{r[1]}: its row text does not hash to "
+                                  f"the version uuid {r[3][:12]} its commit names")
+        kc = tables[tname].key_col
+        if kc not in cols:
+            raise BadArtifact(f"commit {pc.uuid[:12]}: a version of {tname!r} has no key column {kc!r}")
+        ki = cols.index(kc)
+        want = rowtext.encode_values([(rows[i][1],) for i, _ in items], 1)
+        for (i, b), w in zip(items, want):
+            if b.split("|", ki + 1)[ki] != w:
+                raise BadArtifact(f"version {rows[i][4][:12]}: its key column does not hold the key {rows[i][1]!r}")
+        if any(b.startswith("j") or "|j" in b for b in bodies):
+            for b in bodies:
+                json_cols.setdefault(tname, set()).update(
+                    col for col, cell in zip(cols, b.split("|")) if cell.startswith("j"))
+        new_headers.setdefault(tname, {}).setdefault(head, None)
 
     lo = (c.execute("SELECT ifnull(max(vid), 0) FROM nsl_version").fetchone()[0]) + 1
     # Parents of updates and deletions must be earlier versions of the same object.

@@ -126,11 +126,12 @@ CREATE TABLE IF NOT EXISTS nsl_phantom(
 -- Received artifacts, hash checked, waiting for what they need (a commit for its parents and
 -- versions, a version for its commit). extra: a commit's line keys, as JSON.
 CREATE TABLE IF NOT EXISTS nsl_staged(
-  name TEXT PRIMARY KEY,
+  sid INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
   kind TEXT NOT NULL,
   content TEXT NOT NULL,
   extra TEXT
-) WITHOUT ROWID;
+);
 -- Settings of this database (`nsl config`, `nsl remote`): remote.<name>.url, table.<name>.conflicts...
 CREATE TABLE IF NOT EXISTS nsl_config(
   name TEXT PRIMARY KEY,

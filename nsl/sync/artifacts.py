@@ -12,6 +12,8 @@ sync, not by every save: an index on random hashes would cost a bulk save more t
 """
 from __future__ import annotations
 
+import re
+
 import orjson
 
 from ..core import incoming, rowtext
@@ -137,16 +139,71 @@ def file_of(db: Database, name: str) -> dict | None:
     return {"kind": "cluster", "name": name, "content": content}
 
 
+def files_of(db: Database, names: list[str], budget: int, deadline: float | None = None) -> list[dict]:
+    """File cards for the artifacts here among `names`, about `budget` bytes of them at most (at least
+    one), looked up in batches; commits first, since each one tells a receiver what else it lacks."""
+    import time
+
+    cards: list[dict] = []
+    size = 0
+    rows: list[tuple] = []
+    for i in range(0, len(names), 500):
+        part = names[i:i + 500]
+        q = ",".join("?" * len(part))
+        rows += db.conn.execute(f"SELECT name, kind, ref FROM nsl_artifact WHERE name IN ({q})", part).fetchall()
+    found = {r[0] for r in rows}
+    rest = [n for n in names if n not in found]
+    for i in range(0, len(rest), 500):
+        part = rest[i:i + 500]
+        q = ",".join("?" * len(part))
+        for name, kind, content, extra in db.conn.execute(
+                f"SELECT name, kind, content, extra FROM nsl_staged WHERE name IN ({q})", part):
+            card = {"kind": KIND_NAMES[kind], "name": name, "content": content}
+            if kind == COMMIT:
+                card["keys"] = orjson.loads(extra)
+            cards.append(card)
+            size += len(content) + 100
+    rows.sort(key=lambda r: (r[1] != COMMIT, r[1] != CLUSTER))
+    versions = [r for r in rows if r[1] == VERSION]
+    for name, kind, ref in rows:
+        if kind == VERSION or size >= budget:
+            continue
+        card = file_of(db, name)
+        cards.append(card)
+        size += protocol_size(card)
+    for i in range(0, len(versions), 500):
+        if (size >= budget and cards) or (deadline is not None and time.monotonic() > deadline):
+            break
+        part = versions[i:i + 500]
+        by_vid = dict(db.conn.execute(
+            f"SELECT vid, content FROM nsl_version WHERE vid IN ({','.join('?' * len(part))})",
+            [r[2] for r in part]).fetchall())
+        for name, _, ref in part:
+            content = by_vid[ref]
+            cards.append({"kind": "version", "name": name, "content": content})
+            size += len(content) + 100
+            if size >= budget:
+                break
+    return cards
+
+
+def protocol_size(card: dict) -> int:
+    return len(card["content"]) + 120 + 16 * len(card.get("keys", ()))
+
+
+_LINE_TABLE = re.compile(r"^[IUD] (\S+) ", re.M)
+_LINE_DIGEST = re.compile(r"^[IU] \S+ [0-9a-f]+ ([0-9a-f]+)", re.M)
+_PARENT = re.compile(r"^parent ([0-9a-f]+)$", re.M)
+
+
 def key_columns(db: Database, cards: list[dict]) -> dict[str, str]:
     """The key column of every table the commit cards name (a receiver needs it to make the table)."""
+    from ..core.commits import decode_name
+
     tables: set[str] = set()
     for card in cards:
         if card["kind"] == "commit":
-            for row in card["content"].split("\n"):
-                if row[:2] in ("I ", "U ", "D "):
-                    from ..core.commits import decode_name
-
-                    tables.add(decode_name(row.split(" ")[1]))
+            tables.update(map(decode_name, set(_LINE_TABLE.findall(card["content"]))))
     if not tables:
         return {}
     return {n: k for n, k in db.conn.execute("SELECT name, key_col FROM nsl_table") if n in tables}
@@ -236,33 +293,28 @@ def receive(db: Database, cards: list[dict], key_cols: dict) -> Received:
     algo = db.hash_algo
     res = Received()
     c = db.conn
-    for card in cards:
-        kind, name, content = _check_name(card, algo)
-        if known(db, [name]):
+    checked = [_check_name(card, algo) for card in cards]
+    here = known(db, [name for _, name, _ in checked])
+    c.executemany("DELETE FROM nsl_phantom WHERE name = ?", [(name,) for _, name, _ in checked])
+    versions, commits_, clusters = [], [], []
+    seen = set()
+    for card, (kind, name, content) in zip(cards, checked):
+        if name in here or name in seen:
             res.duplicates += 1
-            c.execute("DELETE FROM nsl_phantom WHERE name = ?", (name,))
             continue
+        seen.add(name)
         res.files += 1
-        c.execute("DELETE FROM nsl_phantom WHERE name = ?", (name,))
         if kind == VERSION:
             try:
                 rowtext.check_content(content)
             except ValueError as e:
                 raise BadArtifact(f"version {name[:12]} is not a valid typed encoding: {e}") from None
-            c.execute("INSERT INTO nsl_staged(name, kind, content) VALUES (?, 'v', ?)", (name, content))
+            versions.append((name, content))
         elif kind == CLUSTER:
             try:
-                members = parse_cluster(content, algo)
+                clusters.append((name, content, parse_cluster(content, algo)))
             except ValueError as e:
                 raise BadArtifact(f"cluster {name[:12]} is malformed: {e}") from None
-            kid = c.execute("INSERT INTO nsl_cluster(uuid, content) VALUES (?, ?)", (name, content)).lastrowid
-            register(db, name, CLUSTER, kid)
-            for i in range(0, len(members), 500):
-                part = members[i:i + 500]
-                q = ",".join("?" * len(part))
-                c.execute(f"DELETE FROM nsl_unclustered WHERE rid IN (SELECT rid FROM nsl_artifact WHERE name IN ({q}))",
-                          part)
-            res.new_phantoms += add_phantoms(db, members)
         else:
             try:
                 pc = parse_commit_text(content, algo)
@@ -271,22 +323,53 @@ def receive(db: Database, cards: list[dict], key_cols: dict) -> Received:
             keys = card.get("keys")
             if not isinstance(keys, list) or len(keys) != len(pc.lines):
                 raise BadArtifact(f"commit {name[:12]} came without the key of each of its lines")
-            c.execute("INSERT INTO nsl_staged(name, kind, content, extra) VALUES (?, 'c', ?, ?)",
-                      (name, content, orjson.dumps(keys).decode()))
-            res.new_phantoms += add_phantoms(db, pc.parents, COMMIT)
-            res.new_phantoms += add_phantoms(db, [ln[3] for ln in pc.lines if ln[3]], VERSION)
-    if any(card["kind"] != "cluster" for card in cards):
+            commits_.append((name, content, pc, keys))
+    c.executemany("INSERT INTO nsl_staged(name, kind, content) VALUES (?, 'v', ?)", versions)
+    for name, content, members in clusters:
+        kid = c.execute("INSERT INTO nsl_cluster(uuid, content) VALUES (?, ?)", (name, content)).lastrowid
+        register(db, name, CLUSTER, kid)
+        for i in range(0, len(members), 500):
+            part = members[i:i + 500]
+            q = ",".join("?" * len(part))
+            c.execute(f"DELETE FROM nsl_unclustered WHERE rid IN (SELECT rid FROM nsl_artifact WHERE name IN ({q}))",
+                      part)
+        res.new_phantoms += add_phantoms(db, members)
+    c.executemany("INSERT INTO nsl_staged(name, kind, content, extra) VALUES (?, 'c', ?, ?)",
+                  [(name, content, orjson.dumps(keys).decode()) for name, content, _, keys in commits_])
+    for _, _, pc, _ in commits_:
+        res.new_phantoms += add_phantoms(db, pc.parents, COMMIT)
+        res.new_phantoms += add_phantoms(db, [ln[3] for ln in pc.lines if ln[3]], VERSION)
+    if versions or commits_:
         apply_ready(db, key_cols, res)
     return res
 
 
-def _content_of(db: Database, digest: str) -> str | None:
-    row = db.conn.execute("SELECT content FROM nsl_staged WHERE name = ? AND kind = 'v'", (digest,)).fetchone()
-    if row:
-        return row[0]
-    row = db.conn.execute("SELECT v.content FROM nsl_artifact a JOIN nsl_version v ON v.vid = a.ref "
-                          "WHERE a.name = ? AND a.kind = 'v'", (digest,)).fetchone()
-    return row[0] if row else None
+def _contents(db: Database, digests: list[str]) -> dict[str, str]:
+    """digest -> typed content of the versions here (received and waiting, or in the history)."""
+    out: dict[str, str] = {}
+    for i in range(0, len(digests), 500):
+        part = digests[i:i + 500]
+        q = ",".join("?" * len(part))
+        out.update(db.conn.execute(f"SELECT name, content FROM nsl_staged WHERE kind = 'v' AND name IN ({q})",
+                                   part).fetchall())
+        rest = [d for d in part if d not in out]
+        if rest:
+            q = ",".join("?" * len(rest))
+            out.update(db.conn.execute(
+                f"SELECT a.name, v.content FROM nsl_artifact a JOIN nsl_version v ON v.vid = a.ref "
+                f"WHERE a.kind = 'v' AND a.name IN ({q})", rest).fetchall())
+    return out
+
+
+def _count_here(db: Database, digests: list[str]) -> int:
+    n = 0
+    for i in range(0, len(digests), 500):
+        part = digests[i:i + 500]
+        q = ",".join("?" * len(part))
+        n += db.conn.execute(f"SELECT (SELECT count(*) FROM nsl_staged WHERE kind = 'v' AND name IN ({q})) + "
+                             f"(SELECT count(*) FROM nsl_artifact WHERE kind = 'v' AND name IN ({q}) AND name NOT IN "
+                             f"(SELECT name FROM nsl_staged WHERE name IN ({q})))", (*part, *part, *part)).fetchone()[0]
+    return n
 
 
 def apply_ready(db: Database, key_cols: dict, res: Received | None = None) -> Received:
@@ -294,43 +377,46 @@ def apply_ready(db: Database, key_cols: dict, res: Received | None = None) -> Re
     res = res or Received()
     c = db.conn
     algo = db.hash_algo
+    # A waiting commit is only parsed once all it names is here: checking is cheap (its parent and
+    # digest fields, found by pattern), parsing a large one is not, and it may wait many rounds.
     staged = {}
     for name, content, extra in c.execute("SELECT name, content, extra FROM nsl_staged WHERE kind = 'c'").fetchall():
-        staged[name] = (parse_commit_text(content, algo), orjson.loads(extra))
+        staged[name] = (content, extra, _PARENT.findall(content))  # only header lines start with "parent "
     if not staged:
         return res
+    parents = list({p for _, _, ps in staged.values() for p in ps})
     have_commits = set()
+    for i in range(0, len(parents), 500):
+        part = parents[i:i + 500]
+        have_commits.update(r[0] for r in c.execute(
+            f"SELECT uuid FROM nsl_commit WHERE uuid IN ({','.join('?' * len(part))})", part))
     progress = True
     while staged and progress:
         progress = False
-        for name in sorted(staged, key=lambda n: (staged[n][0].date, n)):
-            pc, keys = staged[name]
-            missing = [p for p in pc.parents if p not in have_commits and not c.execute(
-                "SELECT 1 FROM nsl_commit WHERE uuid = ?", (p,)).fetchone()]
-            if missing:
+        for name in sorted(staged):
+            content, extra, ps = staged[name]
+            if not all(p in have_commits for p in ps):
                 continue
-            contents = {}
-            for ln in pc.lines:
-                if ln[3] and ln[3] not in contents:
-                    ct = _content_of(db, ln[3])
-                    if ct is None:
-                        break
-                    contents[ln[3]] = ct
-            else:
-                applied = incoming.apply(db, pc, keys, contents.get, key_cols)
-                register(db, name, COMMIT, applied.cid)
-                lo = c.execute("SELECT vid_lo FROM nsl_commit WHERE cid = ?", (applied.cid,)).fetchone()[0]
-                for i, ln in enumerate(pc.lines):
-                    if ln[3]:
-                        register(db, ln[3], VERSION, lo + i)
-                c.execute("DELETE FROM nsl_staged WHERE name = ?", (name,))
-                c.executemany("DELETE FROM nsl_staged WHERE name = ?", [(d,) for d in contents])
-                have_commits.add(name)
-                del staged[name]
-                res.applied += 1
-                res.objects += applied.objects
-                res.conflicts.extend(applied.conflicts)
-                progress = True
+            digests = list(dict.fromkeys(_LINE_DIGEST.findall(content)))
+            if _count_here(db, digests) < len(digests):
+                continue
+            pc, keys = parse_commit_text(content, algo), orjson.loads(extra)
+            contents = _contents(db, digests)
+            applied = incoming.apply(db, pc, keys, contents.get, key_cols)
+            register(db, name, COMMIT, applied.cid)
+            lo = c.execute("SELECT vid_lo FROM nsl_commit WHERE cid = ?", (applied.cid,)).fetchone()[0]
+            new = [(ln[3], lo + i) for i, ln in enumerate(pc.lines) if ln[3]]
+            before = c.execute("SELECT ifnull(max(rid), 0) FROM nsl_artifact").fetchone()[0]
+            c.executemany("INSERT OR IGNORE INTO nsl_artifact(name, kind, ref) VALUES (?, 'v', ?)", new)
+            c.execute("INSERT OR IGNORE INTO nsl_unclustered(rid) SELECT rid FROM nsl_artifact WHERE rid > ?", (before,))
+            c.execute("DELETE FROM nsl_staged WHERE name = ?", (name,))
+            c.executemany("DELETE FROM nsl_staged WHERE name = ?", [(d,) for d in contents])
+            have_commits.add(name)
+            del staged[name]
+            res.applied += 1
+            res.objects += applied.objects
+            res.conflicts.extend(applied.conflicts)
+            progress = True
     return res
 
 

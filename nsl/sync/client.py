@@ -94,21 +94,18 @@ def run(db: Database, url: str, token: str | None = None, *, pull: bool = True, 
 
 
 def _unsent(db: Database, skip: set, budget: int) -> list[dict]:
+    """Cards for unsent artifacts not sent yet in this run, about `budget` bytes of them."""
     cards, size = [], 0
     cur = db.conn.execute("SELECT a.name FROM nsl_unsent u JOIN nsl_artifact a ON a.rid = u.rid ORDER BY u.rid")
     while size < budget:
-        rows = cur.fetchmany(500)
+        rows = cur.fetchmany(2000)
         if not rows:
             break
-        for (name,) in rows:
-            if name in skip:
-                continue
-            card = artifacts.file_of(db, name)
-            if card is not None:
-                cards.append(card)
-                size += protocol.card_size(card)
-                if size >= budget:
-                    break
+        names = [r[0] for r in rows if r[0] not in skip]
+        if names:
+            more = artifacts.files_of(db, names, budget - size)
+            cards += more
+            size += sum(map(protocol.card_size, more))
     return cards
 
 
@@ -133,15 +130,10 @@ def _loop(db, tr, summary: Summary, pull, push, progress, on_round):
         with db.read():
             files, size = [], 0
             if push:
-                for name in server_gimme:
-                    if name in already_sent:
-                        continue
-                    card = artifacts.file_of(db, name)
-                    if card is not None:
-                        files.append(card)
-                        size += protocol.card_size(card)
-                        if size >= protocol.REQUEST_BYTES:
-                            break
+                wanted = [n for n in server_gimme if n not in already_sent]
+                if wanted:
+                    files = artifacts.files_of(db, wanted, protocol.REQUEST_BYTES)
+                    size = sum(map(protocol.card_size, files))
                 if size < protocol.REQUEST_BYTES:
                     names = {f["name"] for f in files}
                     files += _unsent(db, already_sent | names, protocol.REQUEST_BYTES - size)

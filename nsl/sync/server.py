@@ -46,19 +46,14 @@ def handle(db: Database, message, *, may_push: bool = True) -> dict:
         if req["igot"]:
             artifacts.add_phantoms(db, req["igot"])
         reply["gimme"] = artifacts.phantoms(db, protocol.GIMME_MAX) if req["push"] else []
-        files, size = [], 0
+        files = []
         just_clustered: list[str] = []
         if req["pull"]:
             if artifacts.unclustered_count(db) >= artifacts.CLUSTER_MIN:
                 just_clustered = artifacts.make_clusters(db)
-            for name in req["gimme"]:
-                card = artifacts.file_of(db, name)
-                if card is None:
-                    continue
-                files.append(card)
-                size += protocol.card_size(card)
-                if size >= protocol.REPLY_BYTES or time.monotonic() - started > protocol.REPLY_SECONDS:
-                    break
+            if req["gimme"]:
+                files = artifacts.files_of(db, req["gimme"], protocol.REPLY_BYTES,
+                                           started + protocol.REPLY_SECONDS)
         head = commits.head(db)
         reply["head"] = head
         reply["files"] = files
