@@ -170,50 +170,47 @@ def _content(db: Database, vid: int) -> str | None:
     return row[0] if row else None
 
 
-def lineage(db: Database, table: str, key, vid: int) -> dict[str, int]:
-    """uuid -> vid of every earlier version a line descends from through its parents (itself included)."""
-    out: dict[str, int] = {}
+def lineage(db: Database, table: str, key, vid: int) -> set[int]:
+    """The lines (vids) a line descends from through its parents, itself included. A parent uuid
+    names every line of the object with that uuid in an ancestor commit (row text can repeat, so a
+    uuid alone may name several), which every replica resolves alike."""
+    from . import graph
+
+    out: set[int] = set()
     todo = [vid]
     while todo:
         v = todo.pop()
-        row = db.conn.execute("SELECT uuid, parents FROM nsl_version WHERE vid=?", (v,)).fetchone()
-        if row is None:
+        if v in out:
             continue
-        uuid, parents = row
-        if uuid is not None:
-            if uuid in out:
-                continue
-            out[uuid] = v
-        for p in (parents or "").split(","):
-            if not p or p in out:
-                continue
-            prow = db.conn.execute(
-                "SELECT max(vid) FROM nsl_version WHERE tbl = ? AND key = ? AND uuid = ? AND vid < ?",
-                (table, key, p, v)).fetchone()
-            if prow and prow[0] is not None:
-                todo.append(prow[0])
+        out.add(v)
+        row = db.conn.execute("SELECT parents, cid FROM nsl_version WHERE vid=?", (v,)).fetchone()
+        if row is None or not row[0]:
+            continue
+        ps = row[0].split(",")
+        cands = db.conn.execute(
+            f"SELECT vid, cid FROM nsl_version WHERE tbl = ? AND key = ? AND uuid IN ({','.join('?' * len(ps))}) "
+            f"AND vid != ?", (table, key, *ps, v)).fetchall()
+        if not cands:
+            continue
+        start = [r[0] for r in db.conn.execute("SELECT parent FROM nsl_plink WHERE child = ?", (row[1],))]
+        anc = graph.ancestors_sql(db, start, min(c for _, c in cands))
+        todo.extend(cv for cv, cc in cands if cc in anc and cv not in out)
     return out
 
 
 def base_of(db: Database, table: str, key, lvs: list[Leaf]) -> int | None:
-    """The vid of the nearest version every leaf descends from (None: they share none)."""
+    """The vid of the nearest line every leaf descends from (None: they share none); among several,
+    the one of the newest commit, as every replica would pick."""
     common = None
     for lf in lvs:
-        lin = lineage(db, table, key, lf.vid) if lf.live else _deleted_lineage(db, table, key, lf)
-        common = dict(lin) if common is None else {u: v for u, v in common.items() if u in lin}
+        lin = lineage(db, table, key, lf.vid) - {lf.vid}
+        common = lin if common is None else common & lin
     if not common:
         return None
-    return max(common.values())
-
-
-def _deleted_lineage(db, table, key, lf: Leaf) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for p in (lf.parents or "").split(","):
-        prow = db.conn.execute("SELECT max(vid) FROM nsl_version WHERE tbl = ? AND key = ? AND uuid = ? AND vid < ?",
-                               (table, key, p, lf.vid)).fetchone()
-        if prow and prow[0] is not None:
-            out.update(lineage(db, table, key, prow[0]))
-    return out
+    q = ",".join("?" * len(common))
+    return db.conn.execute(
+        f"SELECT v.vid FROM nsl_version v JOIN nsl_commit c ON c.cid = v.cid WHERE v.vid IN ({q}) "
+        f"ORDER BY c.date DESC, c.uuid DESC LIMIT 1", list(common)).fetchone()[0]
 
 
 def _cells(content: str) -> tuple[list[str], dict[str, str]]:

@@ -29,7 +29,7 @@ OP = st.one_of(
 )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                    HealthCheck.too_slow])
 @given(ops=st.lists(OP, min_size=1, max_size=25), policy=st.sampled_from(["lww", "merge-fields"]))
 def test_replicas_converge(tmp_path_factory, ops, policy):
