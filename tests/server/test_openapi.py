@@ -248,6 +248,26 @@ def test_a_null_key_gets_a_new_key_and_the_smallest_integer_key_is_found(api, db
     assert nsl.verify(dbfile()).ok
 
 
+def test_a_blank_body_is_not_an_absent_one(served):
+    """POST /verify takes no body, {} or null; a body of whitespace alone is none of these (it is not JSON),
+    and was answered 200 as if no body had been sent (schemathesis: ST201, "invalid syntax: random bytes")."""
+    api = served.api(_token(served.db_path))
+    c = Checker(DOC)
+    for raw in (b"\n", b" ", b"\t\r\n ", b"\x0b", b"\x0c"):
+        r = api.post("verify", data=raw, headers={"Content-Type": "application/json"})
+        assert r.status_code == 400, (raw, r.status_code, r.text)
+        assert r.json()["error"]["code"] == "invalid_json", raw
+        c.check(r, "POST", "/api/v1/verify")
+    for raw in (b"", b"{}", b"null", b" {} \n"):
+        r = api.post("verify", data=raw, headers={"Content-Type": "application/json"})
+        assert r.status_code == 200 and r.json()["ok"] is True, (raw, r.text)
+    assert api.post("verify").status_code == 200
+    # A route whose body is required still says so, blank or empty.
+    for raw in (b"", b"\n"):
+        r = api.post("tables/t/objects", data=raw, headers={"Content-Type": "application/json"})
+        assert r.status_code == 400 and r.json()["error"]["code"] == "bad_input", raw
+
+
 # ---- schemathesis -------------------------------------------------------------------------------
 
 @pytest.mark.slow
