@@ -29,7 +29,6 @@ import re
 from dataclasses import dataclass, field
 
 from .. import __version__
-from ..core.values import INT64_MAX, INT64_MIN
 from ..errors import NslError
 from .app import PERMISSIONS, PUBLIC, Request, Response, Route
 from . import static
@@ -79,18 +78,16 @@ SCHEMAS = {
         }},
     },
     "Key": {"type": ["string", "integer"], "description": "An object's key: text or a 64-bit integer."},
-    "NewKey": {"anyOf": [{"type": "string", "minLength": 1},
-                         {"type": "integer", "minimum": INT64_MIN, "maximum": INT64_MAX}, {"type": "null"}],
-               "description": "The key of an object to save: text (not empty) or a 64-bit integer; "
-                              "null or left out: a new key is made."},
     "Object": {"type": "object", "description": "A stored JSON object (its key attribute included)."},
     "NewObject": {
         "type": "object",
         "description": "A JSON object to save. Attribute names are non-empty, without control characters "
-                       "or '.', and do not start with '$'; integers fit in 64 bits. An object without "
-                       "the table's key attribute gets a new key (a ULID).",
+                       "or '.', and do not start with '$'; integers fit in 64 bits. The table's key "
+                       "attribute (id, unless the table was made with another key) holds text (not "
+                       "empty) or a 64-bit integer; an object without it, or with it null, gets a new "
+                       "key (a ULID). Which attribute is the key depends on the table (in a table keyed "
+                       "by another attribute, id is an ordinary one), so this schema cannot say more.",
         "propertyNames": {"type": "string", "pattern": r"^[^.$\x00-\x1f][^.\x00-\x1f]*$"},
-        "properties": {"id": ref("NewKey")},
         "additionalProperties": ref("Value"),
     },
     "Value": {

@@ -248,6 +248,13 @@ def test_a_null_key_gets_a_new_key_and_the_smallest_integer_key_is_found(api, db
     assert nsl.verify(dbfile()).ok
 
 
+def _request_body_errors(method: str, pattern: str, body) -> list[str]:
+    """What the document's request body schema of an operation finds wrong with `body`."""
+    op = DOC["paths"][pattern][method.lower()]
+    schema = {**op["requestBody"]["content"]["application/json"]["schema"], "components": DOC["components"]}
+    return [e.message for e in jsonschema.Draft202012Validator(schema).iter_errors(body)]
+
+
 def test_a_blank_body_is_not_an_absent_one(served):
     """POST /verify takes no body, {} or null; a body of whitespace alone is none of these (it is not JSON),
     and was answered 200 as if no body had been sent (schemathesis: ST201, "invalid syntax: random bytes")."""
@@ -266,6 +273,24 @@ def test_a_blank_body_is_not_an_absent_one(served):
     for raw in (b"", b"\n"):
         r = api.post("tables/t/objects", data=raw, headers={"Content-Type": "application/json"})
         assert r.status_code == 400 and r.json()["error"]["code"] == "bad_input", raw
+
+
+def test_id_is_an_ordinary_attribute_of_a_table_keyed_otherwise(api):
+    """The document said an object's "id" must be a key (text, not empty; an integer; null), but only a
+    table keyed by id takes it as one: these were accepted although the document refused them (ST201)."""
+    made = {"ops": [{"save": {"table": "keyed", "key": "k", "object": {"k": 1, "id": ""}}}]}
+    assert not _request_body_errors("POST", "/api/v1/commits", made)
+    assert api.post("commits", json=made).status_code == 201
+    pattern = "/api/v1/tables/{table}/objects"
+    for body in ({"id": ""}, {"id": True}, {"id": 1.5}, {"id": [1]}, {"id": {"a": 1}}):
+        assert not _request_body_errors("POST", pattern, body), body
+        assert not _request_body_errors("PUT", pattern + "/{key}", body), body
+        assert api.post("tables/keyed/objects", json=body).status_code == 201, body
+        assert api.put("tables/keyed/objects/1", json=body).status_code == 200, body
+    assert api.get("tables/keyed/objects/1").json() == {"k": 1, "id": {"a": 1}}
+    # In a table keyed by id, it is the key and is checked as one.
+    for body in ({"id": ""}, {"id": True}, {"id": 1.5}, {"id": [1]}):
+        assert api.post("tables/people/objects", json=body).status_code == 422, body
 
 
 # ---- schemathesis -------------------------------------------------------------------------------
