@@ -52,12 +52,24 @@ HASH = {"type": "string", "pattern": "^[0-9a-f]{40}([0-9a-f]{24})?$",
 DATE = {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$",
         "description": "UTC, ISO 8601 (2024-05-01T12:00:00.123Z)."}
 COUNT = {"type": "integer", "minimum": 0}
+# The patterns of request parameters must take exactly what the server's checks take, in Python's
+# dialect (schemathesis, jsonschema) and in ECMA-262's (JSON Schema's own):
+# - whitespace is what Python's str.strip() removes, spelled out: "\s" is not quite that in ECMA-262;
+# - a pattern ends with END: Python's "$" also matches before a final newline, "(?!\n)" stops that.
+WS = r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+END = r"$(?!\n)"
 # A table a write may create: not empty, no control characters, no leading or trailing space, not
 # nsl_* or sqlite_* (reserved), and over HTTP not ".", ".." nor holding "/", "\\", "{" or "}".
 NEW_TABLE = {"type": "string",
-             "pattern": r"^(?![Nn][Ss][Ll]_|[Ss][Qq][Ll][Ii][Tt][Ee]_|\.\.?$)[^\x00-\x1f\s/\\{}]"
-                        r"(?:[^\x00-\x1f/\\{}]*[^\x00-\x1f\s/\\{}])?$",
+             "pattern": r"^(?![Nn][Ss][Ll]_|[Ss][Qq][Ll][Ii][Tt][Ee]_|\.\.?$)"
+                        rf"[^\x00-\x1f{WS}/\\{{}}](?:[^\x00-\x1f/\\{{}}]*[^\x00-\x1f{WS}/\\{{}}])?{END}",
              "description": "A table name (a new table is made on its first save)."}
+# An attribute name (and so a key column): not empty, no control characters or '.', no leading '$'.
+ATTRIBUTE = {"type": "string", "pattern": rf"^[^.$\x00-\x1f][^.\x00-\x1f]*{END}"}
+# A commit: HEAD, HEAD~N (HEAD~ is HEAD~1) or at least 4 hex digits of its uuid, spaces around allowed.
+COMMIT_REF = {"type": "string",
+              "pattern": rf"^[{WS}]*(?:[Hh][Ee][Aa][Dd](?:~[0-9]*)?|[0-9A-Fa-f]{{4,}})[{WS}]*{END}",
+              "description": "A commit uuid, a unique prefix of one (at least 4 hex digits), HEAD or HEAD~N."}
 NAME = {"type": "string", "minLength": 1}
 
 SCHEMAS = {
@@ -87,7 +99,7 @@ SCHEMAS = {
                        "empty) or a 64-bit integer; an object without it, or with it null, gets a new "
                        "key (a ULID). Which attribute is the key depends on the table (in a table keyed "
                        "by another attribute, id is an ordinary one), so this schema cannot say more.",
-        "propertyNames": {"type": "string", "pattern": r"^[^.$\x00-\x1f][^.\x00-\x1f]*$"},
+        "propertyNames": ATTRIBUTE,
         "additionalProperties": ref("Value"),
     },
     "Value": {
@@ -276,7 +288,8 @@ SCHEMAS = {
         "required": ["sql"],
         "additionalProperties": False,
         "properties": {
-            "sql": {"type": "string", "description": "One SQL statement."},
+            "sql": {"type": "string", "pattern": rf"^[^\x00]*[^\x00{WS}][^\x00]*{END}",
+                    "description": "One SQL statement (not blank; SQLite takes no NUL character in it)."},
             "params": {"anyOf": [{"type": "array", "items": ref("Param")},
                                  {"type": "object", "additionalProperties": ref("Param")},
                                  {"type": "null"}],
@@ -297,7 +310,7 @@ SCHEMAS = {
                 {"type": "object", "required": ["save"], "additionalProperties": False, "properties": {
                     "save": {"type": "object", "required": ["table", "object"], "additionalProperties": False,
                              "properties": {"table": NEW_TABLE, "object": ref("NewObject"),
-                                            "key": {"type": ["string", "null"],
+                                            "key": {"anyOf": [ATTRIBUTE, {"type": "null"}],
                                                     "description": "the key column of a new table"}}}}},
                 {"type": "object", "required": ["delete"], "additionalProperties": False, "properties": {
                     "delete": {"type": "object", "required": ["table", "key"], "additionalProperties": False,
@@ -408,9 +421,7 @@ OPS: dict[str, Op] = {
         "key": {**_TEXT, "description": "Only commits touching this object (needs table)."},
         "n": _int_query(100_000, 100)}, errors=(404,)),
     f"GET {API}/commits/{{uuid}}": Op({200: ref("CommitShown")}, query={"lines": _int_query(1_000_000, 1000)},
-                                      path={"uuid": {"type": "string", "minLength": 1,
-                                                     "description": "A commit uuid, a unique prefix of one, "
-                                                                    "HEAD or HEAD~N."}}),
+                                      path={"uuid": COMMIT_REF}),
     f"GET {API}/head": Op({200: ref("Head")}),
     f"POST {API}/verify": Op({200: ref("Verify")}, body=ref("VerifyRequest")),
     "GET /openapi.json": Op({200: {"description": "This document (OpenAPI 3.1).",

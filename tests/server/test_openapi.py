@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -291,6 +292,62 @@ def test_id_is_an_ordinary_attribute_of_a_table_keyed_otherwise(api):
     # In a table keyed by id, it is the key and is checked as one.
     for body in ({"id": ""}, {"id": True}, {"id": 1.5}, {"id": [1]}):
         assert api.post("tables/people/objects", json=body).status_code == 422, body
+
+
+# Characters where regex dialects and Python's string methods disagree most: ASCII, Latin-1, every
+# whitespace of str.isspace(), and a few more (BOM, combining marks, Kelvin sign, dotted I, long s).
+_EDGE_CHARS = [chr(c) for c in range(0x250)] + [chr(c) for c in range(0x110000) if chr(c).isspace()] + \
+    list("\ufeff\u0307\u0331\u212a\u0130\u017f\u1e96\u1e9a\U0001f600")
+
+
+def _take(check, *args) -> bool:
+    try:
+        check(*args)
+        return True
+    except nsl.NslError:
+        return False
+
+
+def test_the_request_patterns_take_exactly_what_the_server_takes(served):
+    """Table names, attribute names, commit refs and SQL text (not blank, no NUL): the document's pattern
+    matches exactly when the server's check lets the text through. Python's "$" matches before a final
+    newline, and "\\s" is not str.isspace() in every dialect, so the patterns use neither bare."""
+    from nsl.core.database import check_column_name, check_table_name
+    from nsl.core import commits
+
+    schemas = DOC["components"]["schemas"]
+    table = DOC["paths"]["/api/v1/tables/{table}/objects"]["post"]["parameters"][0]["schema"]["pattern"]
+    attr = schemas["NewObject"]["propertyNames"]["pattern"]
+    ref = DOC["paths"]["/api/v1/commits/{uuid}"]["get"]["parameters"][0]["schema"]["pattern"]
+    sql = schemas["SQLRequest"]["properties"]["sql"]["pattern"]
+
+    def table_ok(name):
+        return _take(check_table_name, name) and _take(apimod._writable_table_name, name)
+
+    def ref_ok(text):
+        try:
+            commits.resolve(db, text)
+        except nsl.NslError as e:
+            return e.http_status == 404
+        return True
+
+    db = nsl.open(served.db_path)
+    try:
+        nsl.save(db, "t", [{"id": 1}])
+        for ch in _EDGE_CHARS:
+            for name in (ch, f"a{ch}", f"{ch}a", f"a{ch}b", f"nsl{ch}", f"{ch}sl_", f".{ch}", f"{ch}.", ch * 2):
+                assert bool(re.search(table, name)) == table_ok(name), repr(name)
+                assert bool(re.search(attr, name)) == _take(check_column_name, name), repr(name)
+                assert bool(re.search(sql, name)) == (bool(name.strip()) and "\x00" not in name), repr(name)
+            for text in (ch, f"HEAD{ch}", f"{ch}HEAD{ch}", f"HEAD~{ch}", f"HEAD~1{ch}", f"hea{ch}", f"{ch}ead",
+                         f"abcd{ch}", f"{ch}abcd", f"ab{ch}cd", f"abc{ch}"):
+                assert bool(re.search(ref, text)) == ref_ok(text), repr(text)
+    finally:
+        db.close()
+    # ... and the server answers so: a blank line after a name, a ref between spaces.
+    api = served.api()
+    assert api.post("tables/a%0A/objects", json={}).json()["error"]["code"] == "invalid_name"
+    assert api.get("commits/%20HEAD%0A").status_code == 200
 
 
 # ---- schemathesis -------------------------------------------------------------------------------
