@@ -396,6 +396,9 @@ def _static_file_param() -> dict:
 _STATIC_HEADERS = {"If-None-Match": {**_TEXT, "description": "An ETag from an earlier answer (then 304)."}}
 _STATIC_ANSWER_HEADERS = {"ETag": {"schema": {"type": "string"}, "required": True},
                           "Cache-Control": {"schema": {"const": "no-cache"}, "required": True}}
+# A file fetched with ?v= its current version (as the page names it) is cached for good.
+_FILE_ANSWER_HEADERS = {**_STATIC_ANSWER_HEADERS, "Cache-Control": {
+    "schema": {"enum": ["no-cache", "public, max-age=31536000, immutable"]}, "required": True}}
 
 API = "/api/v1"
 OPS: dict[str, Op] = {
@@ -431,7 +434,7 @@ OPS: dict[str, Op] = {
                  304: {"description": "Not modified (If-None-Match matched the ETag)."}},
                 headers=_STATIC_HEADERS),
     "GET /static/{file}": Op({200: {"description": "A file of the web interface.",
-                                    "headers": _STATIC_ANSWER_HEADERS,
+                                    "headers": _FILE_ANSWER_HEADERS,
                                     "content": {t.split(";")[0]: {"schema": _TEXT if t.startswith("text/") else
                                                                   {"type": "string", "contentMediaType": t}}
                                                 for t in dict.fromkeys(STATIC_TYPES.values())}},

@@ -350,6 +350,15 @@ def test_the_request_patterns_take_exactly_what_the_server_takes(served):
     assert api.get("commits/%20HEAD%0A").status_code == 200
 
 
+def test_a_whole_float_is_an_integer_limit(api):
+    """JSON Schema counts 76.0 as an integer, so POST /find takes it as limit or skip."""
+    api.post("tables/t/objects", json=[{"id": i} for i in range(5)])
+    r = api.post("find", json={"table": "t", "limit": 2.0, "skip": 1.0})
+    assert r.status_code == 200 and r.json()["limit"] == 2 and r.json()["skip"] == 1
+    assert [o["id"] for o in r.json()["objects"]] == [1, 2]
+    assert api.post("find", json={"table": "t", "limit": 2.5}).status_code == 400
+
+
 # ---- schemathesis -------------------------------------------------------------------------------
 
 @pytest.mark.slow
