@@ -55,6 +55,8 @@ def _opt_str(body: dict, name: str) -> str | None:
 def _opt_count(value, name: str, default, maximum):
     if value is None:
         return default
+    if type(value) is float and value.is_integer():
+        value = int(value)  # 76.0 is the integer 76 to JSON Schema, and so to the OpenAPI document
     if type(value) is not int or value < 0:
         raise BadInput(f"{name} must be a whole number of 0 or more, got {_type(value)} {value!r}")
     if value > maximum:

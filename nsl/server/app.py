@@ -10,7 +10,8 @@ A request passes through, in order:
     database    the request's connection (one per server thread), and a time limit on its SQL
     auth        Bearer token; with no tokens in the database access is open; 401 / 403
                 (routes whose permission is PUBLIC, the web interface's files, skip database and auth)
-    JSON body   parsed exactly (orjson; no silently rounded integer); invalid: 400
+    JSON body   parsed exactly (orjson; no silently rounded integer); invalid: 400 (so is a body of
+                whitespace only: a route whose body is optional takes no bytes at all instead)
     handler     one core call per write
 
 Handlers return a JSON-able document (or a Response) and raise NslError for anything that goes wrong.
@@ -32,7 +33,7 @@ from urllib.parse import parse_qsl, unquote_to_bytes
 from ..core import tokens
 from ..core.database import Database
 from ..core.values import dumps, loads
-from ..errors import BadInput, Locked, NotFound, NslError
+from ..errors import BadInput, InvalidJSON, Locked, NotFound, NslError
 
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
 DEFAULT_TIME_LIMIT = 60.0
@@ -420,6 +421,9 @@ class App:
                 req.json = loads(raw)
             elif mode == "json":
                 raise BadInput("this request needs a JSON body")
+            elif raw:
+                # An optional body is left out by sending no bytes at all; whitespace alone is not JSON.
+                raise InvalidJSON("invalid JSON: the body is only whitespace; send a JSON document, or no body")
         return next_(req)
 
     def dispatch(self, req: Request) -> Response:

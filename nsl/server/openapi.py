@@ -29,7 +29,6 @@ import re
 from dataclasses import dataclass, field
 
 from .. import __version__
-from ..core.values import INT64_MAX, INT64_MIN
 from ..errors import NslError
 from .app import PERMISSIONS, PUBLIC, Request, Response, Route
 from . import static
@@ -53,12 +52,24 @@ HASH = {"type": "string", "pattern": "^[0-9a-f]{40}([0-9a-f]{24})?$",
 DATE = {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$",
         "description": "UTC, ISO 8601 (2024-05-01T12:00:00.123Z)."}
 COUNT = {"type": "integer", "minimum": 0}
+# The patterns of request parameters must take exactly what the server's checks take, in Python's
+# dialect (schemathesis, jsonschema) and in ECMA-262's (JSON Schema's own):
+# - whitespace is what Python's str.strip() removes, spelled out: "\s" is not quite that in ECMA-262;
+# - a pattern ends with END: Python's "$" also matches before a final newline, "(?!\n)" stops that.
+WS = r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+END = r"$(?!\n)"
 # A table a write may create: not empty, no control characters, no leading or trailing space, not
 # nsl_* or sqlite_* (reserved), and over HTTP not ".", ".." nor holding "/", "\\", "{" or "}".
 NEW_TABLE = {"type": "string",
-             "pattern": r"^(?![Nn][Ss][Ll]_|[Ss][Qq][Ll][Ii][Tt][Ee]_|\.\.?$)[^\x00-\x1f\s/\\{}]"
-                        r"(?:[^\x00-\x1f/\\{}]*[^\x00-\x1f\s/\\{}])?$",
+             "pattern": r"^(?![Nn][Ss][Ll]_|[Ss][Qq][Ll][Ii][Tt][Ee]_|\.\.?$)"
+                        rf"[^\x00-\x1f{WS}/\\{{}}](?:[^\x00-\x1f/\\{{}}]*[^\x00-\x1f{WS}/\\{{}}])?{END}",
              "description": "A table name (a new table is made on its first save)."}
+# An attribute name (and so a key column): not empty, no control characters or '.', no leading '$'.
+ATTRIBUTE = {"type": "string", "pattern": rf"^[^.$\x00-\x1f][^.\x00-\x1f]*{END}"}
+# A commit: HEAD, HEAD~N (HEAD~ is HEAD~1) or at least 4 hex digits of its uuid, spaces around allowed.
+COMMIT_REF = {"type": "string",
+              "pattern": rf"^[{WS}]*(?:[Hh][Ee][Aa][Dd](?:~[0-9]*)?|[0-9A-Fa-f]{{4,}})[{WS}]*{END}",
+              "description": "A commit uuid, a unique prefix of one (at least 4 hex digits), HEAD or HEAD~N."}
 NAME = {"type": "string", "minLength": 1}
 
 _SYNC_NAMES = {"type": "array", "maxItems": 200_000, "items": HASH}
@@ -127,18 +138,16 @@ SCHEMAS = {
         }},
     },
     "Key": {"type": ["string", "integer"], "description": "An object's key: text or a 64-bit integer."},
-    "NewKey": {"anyOf": [{"type": "string", "minLength": 1},
-                         {"type": "integer", "minimum": INT64_MIN, "maximum": INT64_MAX}, {"type": "null"}],
-               "description": "The key of an object to save: text (not empty) or a 64-bit integer; "
-                              "null or left out: a new key is made."},
     "Object": {"type": "object", "description": "A stored JSON object (its key attribute included)."},
     "NewObject": {
         "type": "object",
         "description": "A JSON object to save. Attribute names are non-empty, without control characters "
-                       "or '.', and do not start with '$'; integers fit in 64 bits. An object without "
-                       "the table's key attribute gets a new key (a ULID).",
-        "propertyNames": {"type": "string", "pattern": r"^[^.$\x00-\x1f][^.\x00-\x1f]*$"},
-        "properties": {"id": ref("NewKey")},
+                       "or '.', and do not start with '$'; integers fit in 64 bits. The table's key "
+                       "attribute (id, unless the table was made with another key) holds text (not "
+                       "empty) or a 64-bit integer; an object without it, or with it null, gets a new "
+                       "key (a ULID). Which attribute is the key depends on the table (in a table keyed "
+                       "by another attribute, id is an ordinary one), so this schema cannot say more.",
+        "propertyNames": ATTRIBUTE,
         "additionalProperties": ref("Value"),
     },
     "Value": {
@@ -327,7 +336,8 @@ SCHEMAS = {
         "required": ["sql"],
         "additionalProperties": False,
         "properties": {
-            "sql": {"type": "string", "description": "One SQL statement."},
+            "sql": {"type": "string", "pattern": rf"^[^\x00]*[^\x00{WS}][^\x00]*{END}",
+                    "description": "One SQL statement (not blank; SQLite takes no NUL character in it)."},
             "params": {"anyOf": [{"type": "array", "items": ref("Param")},
                                  {"type": "object", "additionalProperties": ref("Param")},
                                  {"type": "null"}],
@@ -348,7 +358,7 @@ SCHEMAS = {
                 {"type": "object", "required": ["save"], "additionalProperties": False, "properties": {
                     "save": {"type": "object", "required": ["table", "object"], "additionalProperties": False,
                              "properties": {"table": NEW_TABLE, "object": ref("NewObject"),
-                                            "key": {"type": ["string", "null"],
+                                            "key": {"anyOf": [ATTRIBUTE, {"type": "null"}],
                                                     "description": "the key column of a new table"}}}}},
                 {"type": "object", "required": ["delete"], "additionalProperties": False, "properties": {
                     "delete": {"type": "object", "required": ["table", "key"], "additionalProperties": False,
@@ -434,6 +444,9 @@ def _static_file_param() -> dict:
 _STATIC_HEADERS = {"If-None-Match": {**_TEXT, "description": "An ETag from an earlier answer (then 304)."}}
 _STATIC_ANSWER_HEADERS = {"ETag": {"schema": {"type": "string"}, "required": True},
                           "Cache-Control": {"schema": {"const": "no-cache"}, "required": True}}
+# A file fetched with ?v= its current version (as the page names it) is cached for good.
+_FILE_ANSWER_HEADERS = {**_STATIC_ANSWER_HEADERS, "Cache-Control": {
+    "schema": {"enum": ["no-cache", "public, max-age=31536000, immutable"]}, "required": True}}
 
 API = "/api/v1"
 OPS: dict[str, Op] = {
@@ -459,9 +472,7 @@ OPS: dict[str, Op] = {
         "key": {**_TEXT, "description": "Only commits touching this object (needs table)."},
         "n": _int_query(100_000, 100)}, errors=(404,)),
     f"GET {API}/commits/{{uuid}}": Op({200: ref("CommitShown")}, query={"lines": _int_query(1_000_000, 1000)},
-                                      path={"uuid": {"type": "string", "minLength": 1,
-                                                     "description": "A commit uuid, a unique prefix of one, "
-                                                                    "HEAD or HEAD~N."}}),
+                                      path={"uuid": COMMIT_REF}),
     f"GET {API}/head": Op({200: ref("Head")}),
     f"POST {API}/verify": Op({200: ref("Verify")}, body=ref("VerifyRequest")),
     "POST /sync": Op({200: ref("SyncReply")}, body=ref("SyncRequest"), errors=(403, 409)),
@@ -472,7 +483,7 @@ OPS: dict[str, Op] = {
                  304: {"description": "Not modified (If-None-Match matched the ETag)."}},
                 headers=_STATIC_HEADERS),
     "GET /static/{file}": Op({200: {"description": "A file of the web interface.",
-                                    "headers": _STATIC_ANSWER_HEADERS,
+                                    "headers": _FILE_ANSWER_HEADERS,
                                     "content": {t.split(";")[0]: {"schema": _TEXT if t.startswith("text/") else
                                                                   {"type": "string", "contentMediaType": t}}
                                                 for t in dict.fromkeys(STATIC_TYPES.values())}},

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -246,6 +247,116 @@ def test_a_null_key_gets_a_new_key_and_the_smallest_integer_key_is_found(api, db
     assert api.delete(f"tables/t/objects/{low}").status_code == 200
     assert api.put(f"tables/t/objects/{low}", json={}).json()["keys"] == [low]  # a new one: an integer
     assert nsl.verify(dbfile()).ok
+
+
+def _request_body_errors(method: str, pattern: str, body) -> list[str]:
+    """What the document's request body schema of an operation finds wrong with `body`."""
+    op = DOC["paths"][pattern][method.lower()]
+    schema = {**op["requestBody"]["content"]["application/json"]["schema"], "components": DOC["components"]}
+    return [e.message for e in jsonschema.Draft202012Validator(schema).iter_errors(body)]
+
+
+def test_a_blank_body_is_not_an_absent_one(served):
+    """POST /verify takes no body, {} or null; a body of whitespace alone is none of these (it is not JSON),
+    and was answered 200 as if no body had been sent (schemathesis: ST201, "invalid syntax: random bytes")."""
+    api = served.api(_token(served.db_path))
+    c = Checker(DOC)
+    for raw in (b"\n", b" ", b"\t\r\n ", b"\x0b", b"\x0c"):
+        r = api.post("verify", data=raw, headers={"Content-Type": "application/json"})
+        assert r.status_code == 400, (raw, r.status_code, r.text)
+        assert r.json()["error"]["code"] == "invalid_json", raw
+        c.check(r, "POST", "/api/v1/verify")
+    for raw in (b"", b"{}", b"null", b" {} \n"):
+        r = api.post("verify", data=raw, headers={"Content-Type": "application/json"})
+        assert r.status_code == 200 and r.json()["ok"] is True, (raw, r.text)
+    assert api.post("verify").status_code == 200
+    # A route whose body is required still says so, blank or empty.
+    for raw in (b"", b"\n"):
+        r = api.post("tables/t/objects", data=raw, headers={"Content-Type": "application/json"})
+        assert r.status_code == 400 and r.json()["error"]["code"] == "bad_input", raw
+
+
+def test_id_is_an_ordinary_attribute_of_a_table_keyed_otherwise(api):
+    """The document said an object's "id" must be a key (text, not empty; an integer; null), but only a
+    table keyed by id takes it as one: these were accepted although the document refused them (ST201)."""
+    made = {"ops": [{"save": {"table": "keyed", "key": "k", "object": {"k": 1, "id": ""}}}]}
+    assert not _request_body_errors("POST", "/api/v1/commits", made)
+    assert api.post("commits", json=made).status_code == 201
+    pattern = "/api/v1/tables/{table}/objects"
+    for body in ({"id": ""}, {"id": True}, {"id": 1.5}, {"id": [1]}, {"id": {"a": 1}}):
+        assert not _request_body_errors("POST", pattern, body), body
+        assert not _request_body_errors("PUT", pattern + "/{key}", body), body
+        assert api.post("tables/keyed/objects", json=body).status_code == 201, body
+        assert api.put("tables/keyed/objects/1", json=body).status_code == 200, body
+    assert api.get("tables/keyed/objects/1").json() == {"k": 1, "id": {"a": 1}}
+    # In a table keyed by id, it is the key and is checked as one.
+    for body in ({"id": ""}, {"id": True}, {"id": 1.5}, {"id": [1]}):
+        assert api.post("tables/people/objects", json=body).status_code == 422, body
+
+
+# Characters where regex dialects and Python's string methods disagree most: ASCII, Latin-1, every
+# whitespace of str.isspace(), and a few more (BOM, combining marks, Kelvin sign, dotted I, long s).
+_EDGE_CHARS = [chr(c) for c in range(0x250)] + [chr(c) for c in range(0x110000) if chr(c).isspace()] + \
+    list("\ufeff\u0307\u0331\u212a\u0130\u017f\u1e96\u1e9a\U0001f600")
+
+
+def _take(check, *args) -> bool:
+    try:
+        check(*args)
+        return True
+    except nsl.NslError:
+        return False
+
+
+def test_the_request_patterns_take_exactly_what_the_server_takes(served):
+    """Table names, attribute names, commit refs and SQL text (not blank, no NUL): the document's pattern
+    matches exactly when the server's check lets the text through. Python's "$" matches before a final
+    newline, and "\\s" is not str.isspace() in every dialect, so the patterns use neither bare."""
+    from nsl.core.database import check_column_name, check_table_name
+    from nsl.core import commits
+
+    schemas = DOC["components"]["schemas"]
+    table = DOC["paths"]["/api/v1/tables/{table}/objects"]["post"]["parameters"][0]["schema"]["pattern"]
+    attr = schemas["NewObject"]["propertyNames"]["pattern"]
+    ref = DOC["paths"]["/api/v1/commits/{uuid}"]["get"]["parameters"][0]["schema"]["pattern"]
+    sql = schemas["SQLRequest"]["properties"]["sql"]["pattern"]
+
+    def table_ok(name):
+        return _take(check_table_name, name) and _take(apimod._writable_table_name, name)
+
+    def ref_ok(text):
+        try:
+            commits.resolve(db, text)
+        except nsl.NslError as e:
+            return e.http_status == 404
+        return True
+
+    db = nsl.open(served.db_path)
+    try:
+        nsl.save(db, "t", [{"id": 1}])
+        for ch in _EDGE_CHARS:
+            for name in (ch, f"a{ch}", f"{ch}a", f"a{ch}b", f"nsl{ch}", f"{ch}sl_", f".{ch}", f"{ch}.", ch * 2):
+                assert bool(re.search(table, name)) == table_ok(name), repr(name)
+                assert bool(re.search(attr, name)) == _take(check_column_name, name), repr(name)
+                assert bool(re.search(sql, name)) == (bool(name.strip()) and "\x00" not in name), repr(name)
+            for text in (ch, f"HEAD{ch}", f"{ch}HEAD{ch}", f"HEAD~{ch}", f"HEAD~1{ch}", f"hea{ch}", f"{ch}ead",
+                         f"abcd{ch}", f"{ch}abcd", f"ab{ch}cd", f"abc{ch}"):
+                assert bool(re.search(ref, text)) == ref_ok(text), repr(text)
+    finally:
+        db.close()
+    # ... and the server answers so: a blank line after a name, a ref between spaces.
+    api = served.api()
+    assert api.post("tables/a%0A/objects", json={}).json()["error"]["code"] == "invalid_name"
+    assert api.get("commits/%20HEAD%0A").status_code == 200
+
+
+def test_a_whole_float_is_an_integer_limit(api):
+    """JSON Schema counts 76.0 as an integer, so POST /find takes it as limit or skip."""
+    api.post("tables/t/objects", json=[{"id": i} for i in range(5)])
+    r = api.post("find", json={"table": "t", "limit": 2.0, "skip": 1.0})
+    assert r.status_code == 200 and r.json()["limit"] == 2 and r.json()["skip"] == 1
+    assert [o["id"] for o in r.json()["objects"]] == [1, 2]
+    assert api.post("find", json={"table": "t", "limit": 2.5}).status_code == 400
 
 
 # ---- schemathesis -------------------------------------------------------------------------------
