@@ -148,6 +148,13 @@ class SyncError(NslError):
     code = "sync_error"
 
 
+class ProtocolError(SyncError):
+    """A message that is not a sync message of this protocol."""
+
+    http_status = 400
+    code = "protocol"
+
+
 class PushRefused(SyncError):
     """The caller's token may pull but not push."""
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from ..errors import SyncError
+from ..errors import ProtocolError
 
 PROTOCOL = 1
 
@@ -32,13 +32,6 @@ CLONE_BYTES = 5_000_000
 _HASH = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _CODE = re.compile(r"[0-9a-f]{40}")
 CARD_KINDS = ("version", "commit", "cluster")
-
-
-class ProtocolError(SyncError):
-    """A message that is not a sync message of this protocol."""
-
-    http_status = 400
-    code = "protocol"
 
 
 def _type(v) -> str:
