@@ -20,16 +20,24 @@ def _short(u):
 @pass_state
 def status(state, as_json):
     """Show uncommitted changes: rows changed with SQL (any SQLite client) since the last commit."""
+    from ..core import conflicts
+
     db = state.open()
     changes = objects.status(db)
     co = db.meta("checkout")
+    n_conflicts = db.conn.execute("SELECT count(*) FROM nsl_shown").fetchone()[0]
+    leaves = db.conn.execute("SELECT count(*) FROM nsl_leaf").fetchone()[0]
     if as_json:
-        emit_json({"head": commits.head(db), "checkout": co, "changes": [c.to_dict() for c in changes]})
+        emit_json({"head": commits.head(db), "checkout": co, "leaves": leaves, "conflicts": n_conflicts,
+                   "changes": [c.to_dict() for c in changes]})
         return
     out = console()
-    out.print(f"head {commits.head(db) or '(no commits yet)'}")
+    out.print(f"head {commits.head(db) or '(no commits yet)'}"
+              + (f" ({leaves} leaves, from a sync: the next commit merges them)" if leaves > 1 else ""))
     if co:
         out.print(f"checked out {co} (read-only; `nsl checkout HEAD` returns)")
+    if n_conflicts and conflicts.has_any(db):
+        out.print(f"{n_conflicts} objects in conflict (see `nsl conflicts`)")
     if not changes:
         out.print("nothing to commit")
         return

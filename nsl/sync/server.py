@@ -10,7 +10,7 @@ import time
 
 from ..core import commits, objects
 from ..core.database import Database
-from ..errors import CheckedOut, ProjectMismatch, PushRefused, UncommittedChanges
+from ..errors import CheckedOut, ProjectMismatch, PushRefused, SyncError, UncommittedChanges
 from . import artifacts, protocol
 
 def _identity(db: Database) -> dict:
@@ -26,6 +26,8 @@ def handle(db: Database, message, *, may_push: bool = True) -> dict:
         return clone_reply(db, req["clone"]["after"])
     if req["project"] != db.meta("project_code"):
         raise ProjectMismatch("the two databases belong to different projects (different project codes)")
+    if req["from"] == db.db_code:
+        raise SyncError("a database cannot sync with itself (the remote is this very database)")
     if req["hash"] != db.hash_algo:
         raise ProjectMismatch(f"this database hashes with {db.hash_algo}, the other with {req['hash']}")
     pushing = bool(req["files"] or req["igot"])

@@ -173,7 +173,8 @@ def test_a_users_session(nsl):
     assert r.json["commit"] is None
     assert db.ok("get", "people", "1", "--json").json["age"] == 37
     assert len(db.ok("find", "people", "--json").json) == 5
-    assert db.ok("status", "--json").json == {"head": c7, "checkout": None, "changes": []}
+    assert db.ok("status", "--json").json == {"head": c7, "checkout": None, "leaves": 1, "conflicts": 0,
+                                              "changes": []}
 
     # -- revert ----------------------------------------------------------------------------------------------------
     r = db.ok("revert", c6[:10], "--json")  # undo the deletion of Di

@@ -249,3 +249,32 @@ def test_rebuild_derives_the_same_conflicts(project):
     b.save("people", {"id": 8})
     b.sync(a)
     assert a.head() == b.head()
+
+
+def test_a_database_does_not_sync_with_itself(project):
+    a, = project(1, seed=PEOPLE)
+    with pytest.raises(NslError, match="itself"):
+        a.sync(a)
+    a.verify()
+
+
+def test_status_tells_of_leaves_and_conflicts(project):
+    a, b = project(2, seed=PEOPLE)
+    a.save("people", {"id": 1, "name": "A"})
+    b.save("people", {"id": 1, "name": "B"})
+    b.pull(a)
+    from nsl.cli.main import main
+
+    import io
+    import contextlib
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        try:
+            main(["--db", str(b.path), "status"])
+        except SystemExit as e:
+            assert e.code == 0
+    text = out.getvalue()
+    assert "2 leaves" in text and "1 objects in conflict" in text
+    b.save("people", {"id": 9})     # the next commit merges the leaves
+    assert len(nsl.show(b.db, "HEAD")["parents"]) == 2
