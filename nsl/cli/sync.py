@@ -8,7 +8,6 @@ import click
 
 from ..core import config as configmod
 from ..core import conflicts as conflictsmod
-from ..core import objects
 from ..errors import BadInput
 from .data import json_option, parse_predicate, with_message
 from .main import cli, pass_state
@@ -310,20 +309,12 @@ def resolve(state, table, key, take, obj, message, author, as_json):
     """
     if (take is None) == (obj is None):
         raise BadInput("give exactly one of --take VERSION and --object JSON")
-    db = state.open()
-    tbl = db.table(table)
-    k = objects.resolve_key(db, tbl, key)
-    if take is not None:
-        chosen = conflictsmod.take_object(db, tbl.name, k, take)
-    else:
+    chosen = None
+    if obj is not None:
         chosen = parse_predicate(obj)
         if chosen is None:
             raise BadInput("--object needs a JSON object")
-        if tbl.key_col in chosen and chosen[tbl.key_col] != k:
-            raise BadInput(f"--object has {tbl.key_col}={chosen[tbl.key_col]!r}, not the key {k!r}")
-        chosen = {tbl.key_col: k, **{a: v for a, v in chosen.items() if a != tbl.key_col}}
-    res = conflictsmod.resolve(db, tbl.name, k, chosen, message=message or f"Resolve {tbl.name}/{k}",
-                               author=author)
+    res = conflictsmod.resolve(state.open(), table, key, take=take, obj=chosen, message=message, author=author)
     if as_json:
         emit_json(res.to_dict())
     else:

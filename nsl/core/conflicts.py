@@ -323,14 +323,31 @@ def recompute(db: Database) -> int:
 
 
 
-def resolve(db: Database, table: str, key, obj: dict | None, *, message=None, author=None):
-    """Merge an object in conflict: save `obj` (or delete the object, for None) in one commit whose
-    line names every live leaf as a parent. Synced, it supersedes every side everywhere."""
-    from .objects import delete, save
+def resolve(db: Database, table: str, key, *, take: str | None = None, obj: dict | None = None,
+            message=None, author=None):
+    """Merge an object in conflict in one commit whose line names every live leaf as a parent: keep
+    the leaf whose version uuid starts with `take` (`deleted`: delete the object), or save `obj`.
+    Synced, that commit supersedes every side everywhere."""
+    from .objects import delete, resolve_key, save
 
+    if (take is None) == (obj is None):
+        raise BadInput("give exactly one of take (a version) and object")
+    if take is not None and not isinstance(take, str):
+        raise BadInput("take must be a version uuid (a prefix of at least 4 hex digits) or 'deleted'")
+    if obj is not None and not isinstance(obj, dict):
+        raise BadInput("object must be a JSON object")
     with db.write():
-        if len(leaves(db, table, key)) < 2:
-            raise UnknownObject(f"{table}/{key} is not in conflict", table=table, key=key)
-        if obj is None:
-            return delete(db, table, [key], message=message, author=author)
-        return save(db, table, [obj], message=message, author=author, collect_keys=True)
+        tbl = db.table(table)
+        k = resolve_key(db, tbl, key)
+        if len(leaves(db, tbl.name, k)) < 2:
+            raise UnknownObject(f"{tbl.name}/{k} is not in conflict", table=tbl.name, key=k)
+        message = message or f"Resolve {tbl.name}/{k}"
+        if take is not None:
+            chosen = take_object(db, tbl.name, k, take)
+        else:
+            if tbl.key_col in obj and obj[tbl.key_col] != k:
+                raise BadInput(f"the object has {tbl.key_col}={obj[tbl.key_col]!r}, not the key {k!r}")
+            chosen = {tbl.key_col: k, **{a: v for a, v in obj.items() if a != tbl.key_col}}
+        if chosen is None:
+            return delete(db, tbl.name, [k], message=message, author=author)
+        return save(db, tbl.name, [chosen], message=message, author=author, collect_keys=True)

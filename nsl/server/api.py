@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import sqlite3
 
-from ..core import batch, commits, history, objects, sql as sqlmod
+from ..core import batch, commits, conflicts, history, objects, sql as sqlmod
 from ..core import verify as verifymod
 from ..core.values import INT64_MAX, INT64_MIN, loads
 from ..errors import (AmbiguousRef, BadInput, InvalidName, InvalidObject, InvalidPredicate, ReadOnlySQL, SQLError,
@@ -329,6 +329,22 @@ def post_verify(req: Request):
     return verifymod.verify(req.db).to_dict()
 
 
+def list_conflicts(req: Request):
+    table = req.query.get("table")
+    with req.db.read():
+        if table is not None:
+            table = req.db.table(table).name
+        return {"conflicts": conflicts.conflict_list(req.db, table)}
+
+
+def resolve_conflict(req: Request):
+    body = _body_object(req, {"take", "object", "message", "author"})
+    msg, author = _opt_str(body, "message"), _opt_str(body, "author") or req.token_name
+    res = conflicts.resolve(req.db, req.params["table"], _lookup_key(req.params["key"]), take=body.get("take"),
+                            obj=body.get("object"), message=msg, author=author)
+    return _created(res)
+
+
 def post_sync(req: Request):
     """One round of sync (nsl push/pull/sync/clone): the reply to a sync message. Pulling needs the
     read permission; sending artifacts needs sync (the roles sync, write and admin)."""
@@ -371,6 +387,10 @@ ROUTES = [
           summary="The head: the newest commit's uuid, standing for all the data."),
     Route("POST", f"{API}/verify", post_verify, "read", body="optional",
           summary="Recompute every hash and compare the tables with the history."),
+    Route("GET", f"{API}/conflicts", list_conflicts, "read", query=("table",),
+          summary="Objects changed on two sides (after a sync): ours, theirs, their base, what each changed."),
+    Route("POST", f"{API}/tables/{{table}}/objects/{{key}}/resolve", resolve_conflict, "write", body="json",
+          summary='Merge an object in conflict: {"take": VERSION} (or "deleted") or {"object": {...}} (201).'),
     Route("POST", "/sync", post_sync, "read", body="json",
           summary="Sync between nsl databases (push, pull, clone): one round, one JSON message each way."),
     Route("GET", "/openapi.json", openapi.serve, PUBLIC,

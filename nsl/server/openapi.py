@@ -89,7 +89,44 @@ _SYNC_CARD = {
 _SYNC_TABLES = {"type": "object", "additionalProperties": {"type": "string"},
                 "description": "The key column of each table the commits name."}
 
+_CONFLICT_SIDE = {
+    "type": "object",
+    "required": ["version", "commit", "date", "op", "object", "changed"],
+    "additionalProperties": False,
+    "properties": {
+        "version": {**nullable(HASH), "description": "null for a deletion."},
+        "commit": HASH, "date": DATE, "op": {"enum": ["inserted", "updated", "deleted"]},
+        "object": {"anyOf": [{"type": "object"}, {"type": "null"}]},
+        "changed": {"type": "object", "description": "field: [base value, this side's value]."},
+    },
+}
+
 SCHEMAS = {
+    "Conflicts": {
+        "type": "object", "required": ["conflicts"], "additionalProperties": False,
+        "properties": {"conflicts": {"type": "array", "items": {
+            "type": "object",
+            "required": ["table", "key", "policy", "state", "shown", "base", "ours", "theirs"],
+            "additionalProperties": False,
+            "properties": {
+                "table": NAME, "key": {"type": ["string", "integer"]},
+                "policy": {"enum": ["lww", "merge-fields", "manual"]},
+                "state": {"enum": ["conflict", "merged"]},
+                "shown": {"anyOf": [{"type": "object"}, {"type": "null"}], "description": "What the table shows."},
+                "base": {"anyOf": [{"type": "null"}, {
+                    "type": "object", "required": ["version", "object"], "additionalProperties": False,
+                    "properties": {"version": HASH, "object": {"type": "object"}}}]},
+                "ours": _CONFLICT_SIDE, "theirs": {"type": "array", "items": _CONFLICT_SIDE},
+            }}}},
+    },
+    "ResolveRequest": {
+        "type": "object", "additionalProperties": False,
+        "description": "Exactly one of take (a version uuid prefix of the object's leaves, or \"deleted\") and object.",
+        "properties": {"take": {"type": "string"}, "object": {"type": "object"},
+                       "message": {"type": "string"}, "author": {"type": "string"}},
+        "oneOf": [{"required": ["take"], "not": {"required": ["object"]}},
+                  {"required": ["object"], "not": {"required": ["take"]}}],
+    },
     "SyncRequest": {
         "description": "One round of sync (docs/sync-protocol.md), or a part of a clone.",
         "oneOf": [
@@ -475,6 +512,10 @@ OPS: dict[str, Op] = {
                                       path={"uuid": COMMIT_REF}),
     f"GET {API}/head": Op({200: ref("Head")}),
     f"POST {API}/verify": Op({200: ref("Verify")}, body=ref("VerifyRequest")),
+    f"GET {API}/conflicts": Op({200: ref("Conflicts")}, query={
+        "table": {**_TEXT, "description": "Only the objects of this table."}}, errors=(404,)),
+    f"POST {API}/tables/{{table}}/objects/{{key}}/resolve": Op(
+        {201: ref("WriteResult")}, body=ref("ResolveRequest"), errors=(409,)),
     "POST /sync": Op({200: ref("SyncReply")}, body=ref("SyncRequest"), errors=(403, 409)),
     "GET /openapi.json": Op({200: {"description": "This document (OpenAPI 3.1).",
                                    "content": json_content({"type": "object", "required": ["openapi", "paths"]})}}),

@@ -16,7 +16,7 @@ import nsl
 from nsl.sync import client
 from nsl.sync.clone import clone
 
-from conftest import user_rows, versions
+from synctools import user_rows, versions
 
 KEYS = st.sampled_from([1, 2, 3, "k4", "k5"])
 VALUE = st.one_of(st.integers(-2 ** 63, 2 ** 63 - 1), st.text(max_size=5), st.booleans(), st.none(),
@@ -115,7 +115,7 @@ def test_concurrent_updates_have_one_winner_whatever_the_sync_order(tmp_path_fac
         lists = [conflict_list(x) for x in dbs]
         losers = [sorted(str(t["version"]) for t in c[0]["theirs"]) for c in lists]
         assert losers[0] == losers[1] == losers[2] and len(losers[0]) == 2
-        resolve(dbs[2], "t", 1, {"id": 1, "v": "merged"})
+        resolve(dbs[2], "t", 1, obj={"id": 1, "v": "merged"})
         for a, b in order:
             client.run(dbs[a], str(paths[b]))
         for x in dbs:

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import TIMEOUT, nsl_env, user_rows
+from synctools import TIMEOUT, nsl_env, user_rows
 
 pytestmark = pytest.mark.timeout(300)
 

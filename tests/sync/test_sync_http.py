@@ -16,7 +16,7 @@ from nsl.errors import BadArtifact, RemoteError, SyncError
 from nsl.sync import client
 from nsl.sync.clone import clone
 
-from conftest import TIMEOUT, Replica, nsl_env, user_rows, versions
+from synctools import TIMEOUT, Replica, nsl_env, user_rows, versions
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -211,3 +211,35 @@ def test_a_client_killed_mid_pull_of_50000_objects_resumes_to_the_same_result(tm
     mine.verify()
     mine.close()
     control.close()
+
+
+def test_an_application_sees_and_resolves_conflicts_over_the_rest_api(tmp_path, serve):
+    import requests
+
+    db = _origin(tmp_path, 2)
+    db.close()
+    clone(str(tmp_path / "origin.db"), tmp_path / "mine.db")
+    origin = nsl.open(tmp_path / "origin.db")
+    nsl.save(origin, "people", [{"id": 1, "name": "server side"}])
+    origin.close()
+    mine = Replica(tmp_path / "mine.db")
+    time.sleep(0.005)
+    mine.save("people", {"id": 1, "name": "my side"})
+    srv = serve(tmp_path / "origin.db")
+    client.run(mine.db, srv.url)
+    api = srv.url + "/api/v1"
+    (c,) = requests.get(f"{api}/conflicts", timeout=TIMEOUT).json()["conflicts"]
+    assert c["table"] == "people" and c["key"] == 1 and c["shown"]["name"] == "my side"
+    assert requests.get(f"{api}/conflicts", params={"table": "nope"}, timeout=TIMEOUT).status_code == 404
+    r = requests.post(f"{api}/tables/people/objects/1/resolve", json={"take": "x"}, timeout=TIMEOUT)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "bad_input"
+    r = requests.post(f"{api}/tables/people/objects/2/resolve", json={"object": {"name": "x"}}, timeout=TIMEOUT)
+    assert r.status_code == 404
+    r = requests.post(f"{api}/tables/people/objects/1/resolve",
+                      json={"object": {"name": "both sides"}, "message": "merged by the app"}, timeout=TIMEOUT)
+    assert r.status_code == 201, r.text
+    assert requests.get(f"{api}/conflicts", timeout=TIMEOUT).json() == {"conflicts": []}
+    client.run(mine.db, srv.url)
+    assert mine.get("people", 1) == {"id": 1, "name": "both sides"} and mine.conflicts() == []
+    mine.verify()
+    mine.close()

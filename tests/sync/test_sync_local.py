@@ -10,7 +10,7 @@ import nsl
 from nsl.errors import NslError, ProjectMismatch, RemoteError, UncommittedChanges
 from nsl.sync.clone import clone
 
-from conftest import Replica, user_rows, versions
+from synctools import Replica, user_rows, versions
 
 PEOPLE = [{"id": 1, "name": "Ada", "born": 1815}, {"id": 2, "name": "Alan", "born": 1912}]
 
@@ -100,10 +100,10 @@ def test_concurrent_updates_pick_the_same_winner_everywhere(project):
         assert conf["theirs"][0]["changed"] == {"name": ["Ada", "Ada Lovelace"]}
         r.verify()
     # A resolution made anywhere ends the conflict everywhere.
-    from nsl.core.conflicts import resolve, take_object
+    from nsl.core.conflicts import resolve
 
     loser = c.conflicts()[0]["theirs"][0]["version"]
-    resolve(c.db, "people", 1, take_object(c.db, "people", 1, loser[:8]), message="keep the full name")
+    resolve(c.db, "people", 1, take=loser[:8], message="keep the full name")
     c.sync(a)
     c.sync(b)
     b.sync(a)
@@ -132,6 +132,7 @@ def test_merge_fields_merges_disjoint_changes_and_falls_back_to_lww(project):
     for r in (a, b):
         nsl.config.set_(r.db, "table.people.conflicts", "merge-fields")
     a.save("people", {"id": 1, "name": "Ada Lovelace", "born": 1815})
+    time.sleep(0.005)   # b's commit is the newer one (commit dates have milliseconds)
     b.save("people", {"id": 1, "name": "Ada", "born": 1816})
     a.save("people", {"id": 2, "name": "Alan T", "born": 1912})
     time.sleep(0.005)
