@@ -7,6 +7,7 @@ digest and row text, each commit's uuid over its whole text, each cluster's name
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +29,21 @@ def _remove(path: Path) -> None:
             os.remove(str(path) + suffix)
         except FileNotFoundError:
             pass
+
+
+def _remove_stale(target: Path) -> None:
+    """Remove what clones into `target` that were killed left behind (their lock is free)."""
+    for p in target.parent.glob(f".{target.name}.clone-*"):
+        if p.name.endswith(("-wal", "-shm", "-journal", "-synclock")):
+            continue
+        fd = os.open(str(p) + "-synclock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # a clone in progress
+        finally:
+            os.close(fd)
+        _remove(p)
 
 
 class _Builder:
@@ -264,9 +280,13 @@ def clone(url: str, path, token: str | None = None, *, token_env: str | None = N
     if target.exists() and (target.is_dir() or target.stat().st_size > 0):
         raise BadInput(f"{str(target)!r} exists already; clone makes a new database",
                        hint="give another path, or remove that file first")
+    _remove_stale(target)
     tmp = target.with_name(f".{target.name}.clone-{secrets.token_hex(4)}")
     summary = Summary(url, "clone")
     tr = open_transport(url, token)
+    # Held while the copy is built, so a later clone can tell a killed one's leftovers from a live one.
+    held = os.open(str(tmp) + "-synclock", os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(held, fcntl.LOCK_EX)
     gc_was_on = gc_pause()
     db = None
     # The next part is fetched while this one is written: the remote's work and the network overlap
@@ -338,6 +358,8 @@ def clone(url: str, path, token: str | None = None, *, token_env: str | None = N
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        os.close(held)
+        _remove(Path(str(tmp) + "-synclock"))
         gc_resume(gc_was_on)
         summary.bytes_sent, summary.bytes_received, summary.rounds = tr.sent, tr.received, tr.round_trips
         tr.close()

@@ -58,7 +58,7 @@ class HttpTransport(Transport):
             try:
                 r = self.session.post(self.url, data=body, headers=headers, timeout=TIMEOUT)
                 break
-            except (requests.ConnectionError, requests.Timeout) as e:
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as e:
                 # A server restarted between rounds drops the pooled connection: a round is
                 # idempotent (what was received is kept, what is known is skipped), so try again.
                 self.session.close()

@@ -175,3 +175,30 @@ def test_two_cron_syncs_at_once_never_corrupt(sh, tmp_path):
         p = sh("--db", "mine.db", "sync", env={"NSL_BUSY_TIMEOUT": "0.5"})
     assert p.returncode == 1 and "another sync is running" in p.stderr, p.stderr
     assert user_rows(tmp_path / "mine.db") == before
+
+
+def test_a_clone_killed_midway_leaves_nothing_and_the_next_one_cleans_up(sh, serve, tmp_path):
+    import signal
+
+    sh.ok("--db", "hub.db", "init")
+    for part in range(3):
+        sh.ok("--db", "hub.db", "save", "t",
+              input="".join(json.dumps({"id": f"{part}-{i}", "v": "x" * 100}) + "\n" for i in range(60000)))
+    srv = serve(tmp_path / "hub.db")
+    proc = subprocess.Popen([sys.executable, "-m", "nsl", "clone", srv.url, "copy.db", "-q"], cwd=tmp_path,
+                            env=nsl_env(sh.home), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline and not list(tmp_path.glob(".copy.db.clone-*-wal")):
+        time.sleep(0.02)
+    time.sleep(0.3)
+    assert proc.poll() is None, "the clone finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(TIMEOUT)
+    assert not (tmp_path / "copy.db").exists()        # never a partial database under the name
+    assert list(tmp_path.glob(".copy.db.clone-*"))     # the killed one's leftovers...
+    out = sh.json("clone", srv.url, "copy.db")
+    assert out["commits_applied"] == 3
+    assert not list(tmp_path.glob(".copy.db.clone-*"))  # ...are gone after the next clone
+    sh.ok("--db", "copy.db", "verify")
+    assert user_rows(tmp_path / "copy.db") == user_rows(tmp_path / "hub.db")
