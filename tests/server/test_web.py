@@ -536,3 +536,45 @@ def test_token_protected_server(web, served):
     assert page.evaluate("localStorage.getItem('nsl.token')") is None
     page.reload()
     expect(panel).to_be_visible()
+
+
+@needs_chromium
+def test_resolve_a_conflict_through_the_page(browser, served, tmp_path):
+    """Two databases change one object and sync; the page lists the conflict side by side, and
+    keeping the other side merges it (seen through the API, and in the other database after a sync)."""
+    from playwright.sync_api import expect
+
+    from nsl.sync import client
+    from nsl.sync.clone import clone
+
+    api = served.api()
+    seed(api, "people", [{"id": 1, "name": "Ada", "born": 1815}], "seed")
+    clone(served.url, tmp_path / "laptop.db")
+    seed(api, "people", [{"id": 1, "name": "Ada Lovelace", "born": 1815}], "on the server")
+    laptop = nsl.open(tmp_path / "laptop.db")
+    try:
+        import time
+
+        time.sleep(0.005)
+        nsl.save(laptop, "people", [{"id": 1, "name": "Ada", "born": 1816}], message="on the laptop")
+        client.run(laptop, served.url)
+        web = Page(browser, served)
+        try:
+            page = web.open("#/conflicts")
+            expect(page.locator("main h1")).to_have_text("Conflicts")
+            section = page.locator("section.conflict[data-key='people/1']")
+            expect(section).to_contain_text("born: 1815 → 1816")         # ours: the laptop's, newer
+            expect(section).to_contain_text('name: "Ada" → "Ada Lovelace"')  # theirs: the server's
+            web.screenshot("web-conflicts.png")
+            section.locator("tr[data-side='theirs']").get_by_role("button", name="Keep this one").click()
+            expect(page.locator("#flash")).to_contain_text("Resolved people/1")
+            expect(page.locator("#no-conflicts")).to_be_visible()
+        finally:
+            web.close()
+        assert api.get("conflicts").json() == {"conflicts": []}
+        assert api.get("tables/people/objects/1").json() == {"id": 1, "name": "Ada Lovelace", "born": 1815}
+        client.run(laptop, served.url)
+        assert nsl.get(laptop, "people", 1)["name"] == "Ada Lovelace"
+        assert nsl.verify(laptop).ok
+    finally:
+        laptop.close()

@@ -250,6 +250,7 @@
     else if (p[0] === "log" && p.length === 1) { nav = "log"; run = () => viewLog(ctx); }
     else if (p[0] === "commit" && p.length === 2) { nav = "log"; run = () => viewCommit(ctx, p[1]); }
     else if (p[0] === "status" && p.length === 1) { nav = "status"; run = () => viewStatus(ctx); }
+    else if (p[0] === "conflicts" && p.length === 1) { nav = "conflicts"; run = () => viewConflicts(ctx); }
     else if (p[0] === "api" && p.length === 1) { nav = "api"; run = () => viewExplorer(ctx); }
     else run = () => notFound(ctx);
 
@@ -768,6 +769,56 @@
       : h("p", { class: "note", id: "head-full" }, "No commits yet."));
   }
 
+  // ---- view: conflicts -----------------------------------------------------------------------------
+  // Objects a sync left with two sides: what the table shows (ours), the others (theirs), their common
+  // base and what each side changed; keeping one side is one commit that merges them all.
+  function changes(changed) {
+    if (changed["(deleted)"]) return h("span", { class: "null" }, "deleted it");
+    const names = Object.keys(changed);
+    if (!names.length) return h("span", { class: "null" }, "no change from the base");
+    return names.map((f, i) => [i ? ", " : "", h("code", {}, f), ": ", compact(changed[f][0]), " → ", compact(changed[f][1])]);
+  }
+
+  async function viewConflicts(ctx) {
+    heading(ctx, "Conflicts");
+    ctx.el.append(h("p", { class: "muted small" },
+      "Objects changed on two databases before they synced. Every version is kept; the table shows the one its policy " +
+      "picks (by default the newest). Keeping a side makes one commit that merges them; sync it and the conflict is gone everywhere."));
+    const out = h("div", {}, h("p", { class: "loading" }, "Loading…"));
+    ctx.el.append(out);
+    const found = (await api("GET", "/conflicts")).conflicts;
+    if (!ctx.alive()) return;
+    if (!found.length) { out.replaceChildren(h("p", { class: "note", id: "no-conflicts" }, "No conflicts: every object has one current version.")); return; }
+    out.replaceChildren(...found.map((c) => {
+      const key = String(c.key);
+      const side = (label, s) => {
+        const keep = h("button", { type: "button", class: label === "ours" ? "" : "primary" }, "Keep this one");
+        keep.addEventListener("click", async () => {
+          busy(keep, true);
+          try {
+            const r = await api("POST", `/tables/${seg(c.table)}/objects/${seg(key)}/resolve`,
+              { take: s.version || "deleted", message: `Keep ${label} side of ${c.table}/${key}` });
+            go("#/conflicts", `Resolved ${c.table}/${key} in commit ${short(r.commit)}`);
+          } catch (e) { ctx.error(e); busy(keep, false); }
+        });
+        return h("tr", { "data-side": label },
+          h("th", { scope: "row" }, label),
+          h("td", { class: "hash" }, s.version ? short(s.version) : "deleted"),
+          h("td", {}, h("a", { class: "hash", href: commitHash(s.commit) }, short(s.commit))),
+          h("td", { title: s.date }, when(s.date)),
+          h("td", {}, changes(s.changed)),
+          h("td", {}, keep));
+      };
+      return h("section", { class: "panel conflict", "data-key": `${c.table}/${key}` },
+        h("h2", {}, h("a", { href: objHash(c.table, key) }, `${c.table} / ${key}`), " ",
+          h("span", { class: "muted small" }, `${c.state}, policy ${c.policy}`)),
+        tableOf(c.base ? `Base ${short(c.base.version)}: ${compact(c.base.object)}` : "No common base (made on both sides)",
+          ["Side", "Version", "Commit", "Date", "What it changed", ""],
+          [side("ours", c.ours), ...c.theirs.map((t) => side("theirs", t))]),
+        h("p", { class: "small" }, "The table shows: ", h("code", {}, compact(c.shown))));
+    }));
+  }
+
   // ---- view: API explorer --------------------------------------------------------------------------
   const EXAMPLES = [
     ["GET", "/api/v1/tables", ""],
@@ -776,6 +827,7 @@
     ["POST", "/api/v1/find", '{\n  "table": "people",\n  "where": {},\n  "limit": 10\n}'],
     ["POST", "/api/v1/sql", '{\n  "sql": "SELECT name FROM sqlite_master WHERE type = \'table\'"\n}'],
     ["POST", "/api/v1/verify", ""],
+    ["GET", "/api/v1/conflicts", ""],
     ["GET", "/openapi.json", ""],
   ];
   let explorerState = { method: "GET", path: "/api/v1/tables", body: "" };
