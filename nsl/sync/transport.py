@@ -57,15 +57,18 @@ class HttpTransport(Transport):
         for attempt in range(RETRIES + 1):
             try:
                 r = self.session.post(self.url, data=body, headers=headers, timeout=TIMEOUT)
-                break
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as e:
                 # A server restarted between rounds drops the pooled connection: a round is
                 # idempotent (what was received is kept, what is known is skipped), so try again.
                 self.session.close()
                 if attempt == RETRIES:
                     raise SyncError(f"cannot reach {self.url}: {_reason(e)}") from None
-                time.sleep(delay)
-                delay = min(delay * 2, 4.0)
+            else:
+                # A remote busy with another writer (another client's push) is asked again, a little later.
+                if r.status_code != 503 or attempt == RETRIES or _code(r) not in ("locked", "timeout"):
+                    break
+            time.sleep(delay)
+            delay = min(delay * 2, 4.0)
         self.sent += len(body)
         self.received += len(r.content)
         self.round_trips += 1
@@ -87,6 +90,13 @@ class HttpTransport(Transport):
 
     def close(self):
         self.session.close()
+
+
+def _code(r) -> str | None:
+    try:
+        return orjson.loads(r.content)["error"]["code"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
 
 
 def _reason(e) -> str:

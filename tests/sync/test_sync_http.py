@@ -243,3 +243,42 @@ def test_an_application_sees_and_resolves_conflicts_over_the_rest_api(tmp_path, 
     assert mine.get("people", 1) == {"id": 1, "name": "both sides"} and mine.conflicts() == []
     mine.verify()
     mine.close()
+
+
+def test_two_clients_pushing_to_one_server_at_once(tmp_path, serve):
+    import threading
+
+    db = _origin(tmp_path, 1)
+    db.close()
+    for name in ("a.db", "b.db"):
+        clone(str(tmp_path / "origin.db"), tmp_path / name)
+    reps = [Replica(tmp_path / n) for n in ("a.db", "b.db")]
+    for i, r in enumerate(reps):
+        r.save("people", [{"id": f"{i}-{k}", "v": k, "s": "y" * 60} for k in range(8000)])
+    srv = serve(tmp_path / "origin.db")
+    errors = []
+
+    def push(r):
+        try:
+            client.run(r.db, srv.url, pull=False)
+        except Exception as e:  # noqa: BLE001  (reported below)
+            errors.append(e)
+
+    threads = [threading.Thread(target=push, args=(r,)) for r in reps]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(TIMEOUT * 2)
+    assert not errors, errors
+    for r in reps:
+        client.run(r.db, srv.url)
+    d = nsl.open(tmp_path / "origin.db")
+    try:
+        assert nsl.verify(d).ok
+        assert len(list(nsl.find(d, "people"))) == 1 + 16000
+        assert nsl.head(d) == reps[0].head() == reps[1].head()
+    finally:
+        d.close()
+    for r in reps:
+        r.verify()
+        r.close()
