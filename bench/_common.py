@@ -205,3 +205,40 @@ def save_jsonl_in_process(db_path: Path, table_name: str, jsonl: Path, **kw):
     with open(jsonl, "rb") as f:
         res = nsl.save(db, table_name, iter_json_input(f), **kw)
     return db, res
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, proc, timeout: float = 30):
+    """Wait until something listens on 127.0.0.1:port (the server process `proc` must not exit)."""
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited: {proc.stderr.read().decode(errors='replace')[-2000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"nothing listens on port {port}")
+
+
+def stop_all(procs) -> None:
+    """SIGTERM each server process, then SIGKILL what has not stopped after 10 s."""
+    import signal
+
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()

@@ -13,32 +13,10 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import sqlite3
 import subprocess
-import time
 
 import _common as C
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, proc, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited: {proc.stderr.read().decode(errors='replace')[-2000:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"nothing listens on port {port}")
 
 
 def make_fossil(d, objs: list[dict], per: int) -> tuple[str, int]:
@@ -88,11 +66,11 @@ def main():
         procs = []
         rows = []
         try:
-            nport = free_port()
+            nport = C.free_port()
             p = subprocess.Popen(C.nsl_cmd() + ["--db", str(src), "serve", "--port", str(nport)],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             procs.append(p)
-            wait_port(nport, p)
+            C.wait_port(nport, p)
             nsl_times, nsl_artifacts = [], 0
             for r in range(args.runs):
                 dst = d / f"nsl-clone-{r}.db"
@@ -107,11 +85,11 @@ def main():
             rows.append(["nsl clone (CLI, http)", nsl_artifacts, C.fmt_s(t_nsl), f"{nsl_artifacts / t_nsl:,.0f}"])
             if fossil:
                 repo, fossil_artifacts = make_fossil(d, objs, per)
-                fport = free_port()
+                fport = C.free_port()
                 fp = subprocess.Popen([fossil, "server", "--port", str(fport), "--localhost", repo],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_fossil_env(d))
                 procs.append(fp)
-                wait_port(fport, fp)
+                C.wait_port(fport, fp)
                 f_times = []
                 for r in range(args.runs):
                     dst = d / f"fossil-clone-{r}.fossil"
@@ -121,12 +99,7 @@ def main():
                 got = sqlite3.connect(d / "fossil-clone-0.fossil").execute("SELECT count(*) FROM blob").fetchone()[0]
                 rows.append(["fossil clone (http)", got, C.fmt_s(t_f), f"{got / t_f:,.0f}"])
         finally:
-            for p in procs:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            C.stop_all(procs)
         C.table(rows, ["contender", "artifacts", f"best of {args.runs}", "artifacts/s"])
         print()
         if fossil:

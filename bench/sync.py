@@ -13,34 +13,18 @@ Two remotes are served by `nsl serve` on 127.0.0.1: one with --n objects of hist
 """
 from __future__ import annotations
 
-import signal
-import socket
 import subprocess
 import time
 
 import _common as C
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def serve(db_path):
-    port = free_port()
+    port = C.free_port()
     p = subprocess.Popen(C.nsl_cmd() + ["--db", str(db_path), "serve", "--port", str(port)],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return p, f"http://127.0.0.1:{port}"
-        except OSError:
-            if p.poll() is not None:
-                raise SystemExit(p.stderr.read().decode(errors="replace"))
-            time.sleep(0.1)
-    raise SystemExit("nsl serve did not start")
+    C.wait_port(port, p)
+    return p, f"http://127.0.0.1:{port}"
 
 
 def make_remote(path, n: int):
@@ -108,12 +92,7 @@ def main():
                     raise SystemExit(f"verify failed on a clone: {rep.problems[:5]}")
                 mine.close()
         finally:
-            for p in procs:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            C.stop_all(procs)
         C.table(rows, ["case", "round trips", "bytes sent", "bytes received (or both)", "time"])
         print()
         C.goal("nothing-new-round-trips", nothing.rounds, 1, unit=" rt")

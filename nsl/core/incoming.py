@@ -108,11 +108,10 @@ def apply(db: Database, pc: ParsedCommit, keys: list, content_of, key_cols: dict
         kc = tables[tname].key_col
         if kc not in cols:
             raise BadArtifact(f"commit {pc.uuid[:12]}: a version of {tname!r} has no key column {kc!r}")
-        ki = cols.index(kc)
-        want = rowtext.encode_values([(rows[i][1],) for i, _ in items], 1)
-        for (i, b), w in zip(items, want):
-            if b.split("|", ki + 1)[ki] != w:
-                raise BadArtifact(f"version {rows[i][4][:12]}: its key column does not hold the key {rows[i][1]!r}")
+        bad = rowtext.key_mismatch(bodies, cols.index(kc), [rows[i][1] for i, _ in items])
+        if bad is not None:
+            r = rows[items[bad][0]]
+            raise BadArtifact(f"version {r[4][:12]}: its key column does not hold the key {r[1]!r}")
         if any(b.startswith("j") or "|j" in b for b in bodies):
             for b in bodies:
                 json_cols.setdefault(tname, set()).update(

@@ -324,6 +324,15 @@ def check_body(body: str, ncols: int) -> None:
                 raise ValueError("a real cell holds NaN")
 
 
+def key_mismatch(bodies: list[str], ki: int, keys: list) -> int | None:
+    """The index of the first body whose cell `ki` does not encode its key (text or integer), or None."""
+    want = encode_values([(k,) for k in keys], 1)
+    for n, (b, w) in enumerate(zip(bodies, want)):
+        if b.split("|", ki + 1)[ki] != w:
+            return n
+    return None
+
+
 def check_content(content: str) -> None:
     """Raise ValueError unless `content` is a typed encoding exactly as nsl writes one, so that one row
     can never travel under two names."""

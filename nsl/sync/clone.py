@@ -194,11 +194,10 @@ class _Builder:
             kc = self.key_cols.get(tname)
             if kc not in cols:
                 raise BadArtifact(f"table {tname!r}: a version has no key column {kc!r}")
-            ki = cols.index(kc)
-            keys_enc = rowtext.encode_values([(rows[i][3],) for i, _ in items], 1)
-            for (i, b), want in zip(items, keys_enc):
-                if b.split("|", ki + 1)[ki] != want:
-                    raise BadArtifact(f"version of {rows[i][2]}/{rows[i][3]}: its key column does not hold its key")
+            bad = rowtext.key_mismatch(bodies, cols.index(kc), [rows[i][3] for i, _ in items])
+            if bad is not None:
+                r = rows[items[bad][0]]
+                raise BadArtifact(f"version of {r[2]}/{r[3]}: its key column does not hold its key")
             if any(b.startswith("j") or "|j" in b for b in bodies):
                 for b in bodies:
                     for cc, cell in zip(cols, b.split("|")):

@@ -90,6 +90,19 @@ def _header(msg, who: str, allowed: set) -> None:
         raise ProtocolError(f"{who}: unknown field {sorted(extra)[0]!r}")
 
 
+def _identity(msg: dict, who: str):
+    """Check who sent a message (project, db code, hash, head); returns the head."""
+    for f in ("project", "from"):
+        if not isinstance(msg.get(f), str) or not _CODE.fullmatch(msg[f]):
+            raise ProtocolError(f"{who}: {f} must be 40 hex digits")
+    if msg.get("hash") not in ("sha1", "sha256"):
+        raise ProtocolError(f"{who}: hash must be sha1 or sha256")
+    head = msg.get("head")
+    if head is not None and (not isinstance(head, str) or not _HASH.fullmatch(head)):
+        raise ProtocolError(f"{who}: head must be null or a hash")
+    return head
+
+
 _REQUEST_FIELDS = {"nsl", "project", "from", "hash", "head", "pull", "push", "files", "tables", "igot",
                    "gimme", "clone", "round"}
 _REPLY_FIELDS = {"nsl", "project", "from", "hash", "head", "files", "tables", "igot", "igot_complete",
@@ -111,14 +124,7 @@ def check_request(msg) -> dict:
                                       and all(type(x) is int and x >= 0 for x in after)):
             raise ProtocolError(f"{who}: clone.after must be null or [commit number, line number]")
         return {"clone": {"after": after}}
-    for f in ("project", "from"):
-        if not isinstance(msg.get(f), str) or not _CODE.fullmatch(msg[f]):
-            raise ProtocolError(f"{who}: {f} must be 40 hex digits")
-    if msg.get("hash") not in ("sha1", "sha256"):
-        raise ProtocolError(f"{who}: hash must be sha1 or sha256")
-    head = msg.get("head")
-    if head is not None and (not isinstance(head, str) or not _HASH.fullmatch(head)):
-        raise ProtocolError(f"{who}: head must be null or a hash")
+    head = _identity(msg, who)
     for f in ("pull", "push"):
         if type(msg.get(f, False)) is not bool:
             raise ProtocolError(f"{who}: {f} must be true or false")
@@ -132,14 +138,7 @@ def check_request(msg) -> dict:
 def check_reply(msg) -> dict:
     who = "the remote's reply"
     _header(msg, who, _REPLY_FIELDS)
-    for f in ("project", "from"):
-        if not isinstance(msg.get(f), str) or not _CODE.fullmatch(msg[f]):
-            raise ProtocolError(f"{who}: {f} must be 40 hex digits")
-    if msg.get("hash") not in ("sha1", "sha256"):
-        raise ProtocolError(f"{who}: hash must be sha1 or sha256")
-    head = msg.get("head")
-    if head is not None and (not isinstance(head, str) or not _HASH.fullmatch(head)):
-        raise ProtocolError(f"{who}: head must be null or a hash")
+    head = _identity(msg, who)
     out = {"project": msg["project"], "from": msg["from"], "hash": msg["hash"], "head": head,
            "files": _cards(msg, who), "tables": _tables(msg, who), "igot": _names(msg, "igot", who),
            "igot_complete": bool(msg.get("igot_complete")), "gimme": _names(msg, "gimme", who)}
