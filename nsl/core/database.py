@@ -1,4 +1,9 @@
-"""The one place that opens a nsl database: connection settings, write transactions, table metadata."""
+"""The one place that opens a nsl database: connection settings, transactions, table metadata.
+
+Table metadata (and anything else read through `Database.cached`) is kept per connection for as long as
+the database has not changed under it: every use first checks a stamp that any change moves (see
+`Database.stamp`), so a column added or a token removed by another process is seen by the next read.
+"""
 from __future__ import annotations
 
 import gc
@@ -70,6 +75,8 @@ class Table:
     columns: list[str]
     json_columns: set[str] = field(default_factory=set)
     has_rowid: bool = True
+    # SQL built for this table (see `sql`): it lives as long as the metadata it was built from.
+    statements: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def q(self) -> str:
@@ -82,6 +89,14 @@ class Table:
     def index_of(self) -> dict[str, int]:
         return {c: i for i, c in enumerate(self.columns)}
 
+    def sql(self, name, build, *args) -> str:
+        """The statement `build(self, *args)` makes, built once per (name, args) for this Table."""
+        k = (name, *args)
+        text = self.statements.get(k)
+        if text is None:
+            text = self.statements[k] = build(self, *args)
+        return text
+
 
 class Database:
     """An open nsl database. Use `Database.open(path)` or `Database.init(path)`."""
@@ -89,8 +104,11 @@ class Database:
     def __init__(self, path: Path, conn: sqlite3.Connection):
         self.path = path
         self.conn = conn
-        self._meta_cache: dict = {}
         self._in_write = False
+        self._in_read = False       # inside a read() that began the transaction
+        self._read_stamp = None     # (schema_version, data_version) of that transaction's snapshot
+        self._cache: dict = {}
+        self._cache_stamp = None
 
     # ---- opening -------------------------------------------------------------------------------
     @staticmethod
@@ -265,11 +283,51 @@ class Database:
             yield self
             return
         self.conn.execute("BEGIN")
+        self._in_read = True
         try:
             yield self
         finally:
+            self._in_read = False
+            self._read_stamp = None
             if self.conn.in_transaction:
                 self.conn.execute("COMMIT")
+
+    # ---- what this connection keeps of the database -------------------------------------------
+    def stamp(self) -> tuple:
+        """A value that differs whenever the database may have changed since it was last taken.
+
+        PRAGMA schema_version moves with any schema change (by any connection, this one included),
+        PRAGMA data_version with any commit by another connection (another process, or another
+        server thread), and the connection's total_changes with its own row changes. Inside a read()
+        the snapshot cannot move, so the two pragmas are read once per transaction (the first read
+        also starts the snapshot, so what is read after it is as of the stamp).
+        """
+        s = self._read_stamp
+        if s is None:
+            c = self.conn
+            s = (c.execute("PRAGMA schema_version").fetchone()[0], c.execute("PRAGMA data_version").fetchone()[0])
+            if self._in_read:
+                self._read_stamp = s
+        return (*s, self.conn.total_changes)
+
+    def cached(self, key, build, *args):
+        """`build(*args)`, or what it returned for `key` before if the database has not changed since.
+
+        For small things read on every request (table metadata, tokens). The stamp is taken before
+        `build` reads, so a change made meanwhile only makes the next call read again. Inside write()
+        nothing is kept or reused: a write changes what it reads, and may yet roll back.
+        """
+        if self._in_write:
+            return build(*args)
+        stamp = self.stamp()
+        if stamp != self._cache_stamp:
+            self._cache.clear()
+            self._cache_stamp = stamp
+        try:
+            return self._cache[key]
+        except KeyError:
+            value = self._cache[key] = build(*args)
+            return value
 
     # ---- tables ----------------------------------------------------------------------------------
     def table_columns(self, name: str) -> list[str]:
@@ -294,13 +352,12 @@ class Database:
         return Table(tid, name, key_col, self.table_columns(name), json_cols, has_rowid)
 
     def table(self, name: str, *, missing_ok: bool = False) -> Table | None:
-        row = self.conn.execute(
-            "SELECT tid, name, key_col FROM nsl_table WHERE name=?", (name,)).fetchone()
-        if row is None:
-            row = self.conn.execute(
-                "SELECT tid, name, key_col FROM nsl_table WHERE lower(name)=lower(?)", (name,)
-            ).fetchone()
-        if row is None:
+        """The tracked table `name` (matched ignoring case when no name matches exactly).
+
+        Outside write() the Table is kept until the database changes (see `cached`): callers must not
+        change it. Inside write() it is read afresh, and a writer may change its copy."""
+        tbl = self.cached(("table", name), self._load_table, name)
+        if tbl is None:
             if missing_ok:
                 return None
             known = [r[0] for r in self.conn.execute("SELECT name FROM nsl_table ORDER BY name")]
@@ -308,7 +365,16 @@ class Database:
                 f"no table {name!r}" + (f" (tables: {', '.join(known)})" if known else " (the database has no tables yet)"),
                 table=name,
             )
-        return self._table(*row)
+        return tbl
+
+    def _load_table(self, name: str) -> Table | None:
+        row = self.conn.execute(
+            "SELECT tid, name, key_col FROM nsl_table WHERE name=?", (name,)).fetchone()
+        if row is None:
+            row = self.conn.execute(
+                "SELECT tid, name, key_col FROM nsl_table WHERE lower(name)=lower(?)", (name,)
+            ).fetchone()
+        return None if row is None else self._table(*row)
 
     def table_by_tid(self, tid: int) -> Table:
         row = self.conn.execute("SELECT tid, name, key_col FROM nsl_table WHERE tid=?", (tid,)).fetchone()

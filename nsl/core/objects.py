@@ -567,16 +567,15 @@ def key_candidates(key) -> list:
     return [key]
 
 
+def _find_row_sql(tbl: Table, n: int) -> str:
+    return (f"SELECT t.*, v.content FROM {tbl.q} AS t LEFT JOIN nsl_version v ON v.vid = "
+            f"{current_version('?', 't.' + tbl.qkey)} AND v.op != 'D' WHERE t.{tbl.qkey} IN ({','.join('?' * n)})")
+
+
 def _find_row(db: Database, tbl: Table, key):
+    """The user row of `key` (any of its candidates) with its current version's content, or None."""
     cands = key_candidates(key)
-    q = ",".join("?" * len(cands))
-    rows = db.conn.execute(
-        f"SELECT t.*, v.content FROM {tbl.q} AS t LEFT JOIN nsl_version v ON v.vid = "
-        f"{current_version('?', 't.' + tbl.qkey)} AND v.op != 'D' WHERE t.{tbl.qkey} IN ({q})", (tbl.name, *cands)
-    ).fetchall()
-    if not rows:
-        return None
-    return rows[0]
+    return db.conn.execute(tbl.sql("find_row", _find_row_sql, len(cands)), (tbl.name, *cands)).fetchone()
 
 
 def get(db: Database, table: str, key) -> dict:
