@@ -6,6 +6,7 @@ the database has not changed under it: every use first checks a stamp that any c
 """
 from __future__ import annotations
 
+import errno
 import gc
 import os
 import secrets
@@ -43,6 +44,30 @@ def resolve_path(path: str | os.PathLike | None) -> Path:
         return Path(path)
     env = os.environ.get("NSL_DB")
     return Path(env) if env else Path(DEFAULT_DB)
+
+
+# The smallest page size: a file that is not empty and shorter than this is not a SQLite database.
+MIN_SQLITE_FILE = 512
+
+
+def _readable_size(p: Path) -> int:
+    """The file's size, once it is known that this process may read it.
+
+    Whether a file is SQLite's is asked of SQLite, never read with open(): closing any file descriptor
+    of a database file drops every POSIX lock this process holds on it, those of its other open
+    connections included (a server thread's, say), and such a connection then goes on reading a stale
+    snapshot, blind to what other processes commit, or worse (sqlite.org/howtocorrupt.html, 2.2)."""
+    try:
+        size = p.stat().st_size
+    except OSError as e:
+        raise NoDatabase(f"cannot read {str(p)!r}: {e.strerror}") from None
+    if not os.access(p, os.R_OK):
+        raise NoDatabase(f"cannot read {str(p)!r}: {os.strerror(errno.EACCES)}")
+    return size
+
+
+def _not_a_database(e: sqlite3.DatabaseError) -> bool:
+    return getattr(e, "sqlite_errorname", None) == "SQLITE_NOTADB" or "file is not a database" in str(e)
 
 
 def check_table_name(name: str) -> str:
@@ -139,15 +164,11 @@ class Database:
             raise NoDatabase(f"no nsl database at {str(p)!r}")
         if p.is_dir():
             raise NotANslDatabase(f"{str(p)!r} is a directory, not a nsl database")
-        try:
-            with open(p, "rb") as f:
-                magic = f.read(16)
-        except OSError as e:
-            raise NoDatabase(f"cannot read {str(p)!r}: {e.strerror}") from None
+        size = _readable_size(p)
         not_sqlite = "give --db the path of a nsl database, or `nsl init` a new path"
-        if not magic:
+        if size == 0:
             raise NotANslDatabase(f"{str(p)!r} is an empty file, not a nsl database")
-        if magic != b"SQLite format 3\x00":
+        if size < MIN_SQLITE_FILE:
             raise NotANslDatabase(f"{str(p)!r} is not a SQLite database", hint=not_sqlite)
         # Look before configuring: a file that is not nsl's must be left exactly as it was.
         conn = cls._connect(p, configure=False)
@@ -159,6 +180,8 @@ class Database:
             conn.execute("PRAGMA query_only=0")
         except sqlite3.DatabaseError as e:
             conn.close()
+            if _not_a_database(e):  # SQLite's own check of the file's header (its magic string first)
+                raise NotANslDatabase(f"{str(p)!r} is not a SQLite database", hint=not_sqlite) from None
             raise NotANslDatabase(f"{str(p)!r} is not a readable SQLite database ({e})", hint=not_sqlite) from None
         if not ok:
             conn.close()
@@ -174,12 +197,21 @@ class Database:
             raise InvalidName(f"{str(p)!r} is a directory")
         if hash_algo not in ("sha1", "sha256"):
             raise InvalidName(f"unknown hash {hash_algo!r}: use sha1 or sha256")
-        existed = p.exists() and p.stat().st_size > 0
+        existed = p.exists() and _readable_size(p) > 0
         if existed:
-            with open(p, "rb") as f:
-                if f.read(16) != b"SQLite format 3\x00":
-                    raise NotANslDatabase(f"{str(p)!r} exists and is not a SQLite database")
-        conn = cls._connect(p)
+            if p.stat().st_size < MIN_SQLITE_FILE:
+                raise NotANslDatabase(f"{str(p)!r} exists and is not a SQLite database")
+            conn = cls._connect(p, configure=False)
+            try:
+                conn.execute("PRAGMA schema_version").fetchone()
+            except sqlite3.DatabaseError as e:
+                conn.close()
+                if _not_a_database(e):
+                    raise NotANslDatabase(f"{str(p)!r} exists and is not a SQLite database") from None
+                raise NotANslDatabase(f"{str(p)!r} is not a readable SQLite database ({e})") from None
+            cls._configure(conn)
+        else:
+            conn = cls._connect(p)
         db = cls(p, conn)
         with db.write(check_checkout=False):
             for stmt in (schema.ARTIFACT_TABLES + schema.DERIVED_TABLES).split(";"):
