@@ -308,21 +308,9 @@ class Database:
             self._in_write = False
             gc_resume(gc_was_on)
 
-    @contextmanager
-    def read(self):
-        """A consistent snapshot for reads spanning several statements."""
-        if self._in_write or self.conn.in_transaction:
-            yield self
-            return
-        self.conn.execute("BEGIN")
-        self._in_read = True
-        try:
-            yield self
-        finally:
-            self._in_read = False
-            self._read_stamp = None
-            if self.conn.in_transaction:
-                self.conn.execute("COMMIT")
+    def read(self) -> "_Read":
+        """A consistent snapshot for reads spanning several statements: `with db.read(): ...`."""
+        return _Read(self)
 
     # ---- what this connection keeps of the database -------------------------------------------
     def stamp(self) -> tuple:
@@ -438,6 +426,32 @@ class Database:
         for stmt in schema.trigger_sql(tid, name, key_col):
             self.conn.execute(stmt)
         return self._table(tid, name, key_col)
+
+
+class _Read:
+    """The context manager of Database.read (a class, not @contextmanager: a served GET enters two,
+    and the generator machinery cost more than the BEGIN and COMMIT)."""
+
+    __slots__ = ("db", "began")
+
+    def __init__(self, db: Database):
+        self.db = db
+        self.began = False
+
+    def __enter__(self) -> Database:
+        db = self.db
+        if not (db._in_write or db.conn.in_transaction):  # else: part of the transaction already open
+            db.conn.execute("BEGIN")
+            db._in_read = self.began = True
+        return db
+
+    def __exit__(self, *exc) -> None:
+        if self.began:
+            db = self.db
+            db._in_read = False
+            db._read_stamp = None
+            if db.conn.in_transaction:
+                db.conn.execute("COMMIT")
 
 
 def gc_pause() -> bool:

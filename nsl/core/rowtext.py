@@ -165,6 +165,9 @@ def decode_content(content: str):
             elif tag == "i":
                 add_value(int(cell[1:]))
                 add_kind(None)
+            elif tag == "r":
+                add_value(_unpack(bytes.fromhex(cell[1:]))[0])
+                add_kind(None)
             else:
                 v, k = decode_cell(cell)
                 add_value(v)
