@@ -545,12 +545,14 @@ def version_by_row_text(db: Database, table: str, columns, values, key_col: str 
 
 
 def _same_values(row, vvals) -> bool:
-    if len(row) < len(vvals):
+    """Whether the row holds exactly these values, then NULLs only (columns added since)."""
+    n = len(vvals)
+    if len(row) < n:
         return False
-    for a, b in zip(row, vvals):
-        if type(a) is not type(b) or a != b:
-            return False
-    return all(v is None for v in row[len(vvals):])
+    head = row[:n] if len(row) > n else row
+    # Equal as lists, then of the same types (1 == 1.0 == True): compared in C, a read's hot path.
+    return (head == vvals and list(map(type, head)) == list(map(type, vvals))
+            and (len(row) == n or row[n:].count(None) == len(row) - n))
 
 
 def key_candidates(key) -> list:

@@ -116,6 +116,10 @@ def from_cell(v, kind):
 
 
 def to_object(columns, values, kinds) -> dict:
+    if kinds.count(None) == len(kinds):  # no JSON kinds (most rows): the values as they are, unless a blob
+        types = set(map(type, values))
+        if bytes not in types and memoryview not in types:
+            return dict(zip(columns, values))
     obj = {}
     for c, v, k in zip(columns, values, kinds):
         if k is None:
