@@ -1,8 +1,9 @@
 """The one place that opens a nsl database: connection settings, transactions, table metadata.
 
 Table metadata (and anything else read through `Database.cached`) is kept per connection for as long as
-the database has not changed under it: every use first checks a stamp that any change moves (see
-`Database.stamp`), so a column added or a token removed by another process is seen by the next read.
+the database has not changed under it: a stamp that any change moves (`Database.stamp`) is checked
+before each use, or, inside `Database.tentative()`, by the statements that follow it; so a column added
+or a token removed by another process is seen by the next read.
 """
 from __future__ import annotations
 
@@ -134,6 +135,7 @@ class Database:
         self._read_stamp = None     # (schema_version, data_version) of that transaction's snapshot
         self._cache: dict = {}
         self._cache_stamp = None
+        self._tentative: _Tentative | None = None
 
     # ---- opening -------------------------------------------------------------------------------
     @staticmethod
@@ -313,6 +315,10 @@ class Database:
         return _Read(self)
 
     # ---- what this connection keeps of the database -------------------------------------------
+    # The stamp's two database values as result columns: a statement that selects them says itself
+    # whether what is kept still held in its snapshot (see `confirm`).
+    STAMP_COLUMNS = "(SELECT schema_version FROM pragma_schema_version), (SELECT data_version FROM pragma_data_version)"
+
     def stamp(self) -> tuple:
         """A value that differs whenever the database may have changed since it was last taken.
 
@@ -320,34 +326,66 @@ class Database:
         PRAGMA data_version with any commit by another connection (another process, or another
         server thread), and the connection's total_changes with its own row changes. Inside a read()
         the snapshot cannot move, so the two pragmas are read once per transaction (the first read
-        also starts the snapshot, so what is read after it is as of the stamp).
+        also starts the snapshot, so what is read after it is as of the stamp); outside one, both
+        come from one statement, one snapshot.
         """
         s = self._read_stamp
         if s is None:
             c = self.conn
-            s = (c.execute("PRAGMA schema_version").fetchone()[0], c.execute("PRAGMA data_version").fetchone()[0])
             if self._in_read:
-                self._read_stamp = s
+                s = self._read_stamp = (c.execute("PRAGMA schema_version").fetchone()[0],
+                                        c.execute("PRAGMA data_version").fetchone()[0])
+            else:
+                s = c.execute(f"SELECT {self.STAMP_COLUMNS}").fetchone()
         return (*s, self.conn.total_changes)
+
+    def confirm(self, schema_version, data_version) -> bool:
+        """Whether what this connection keeps still held in the snapshot of a statement that selected
+        STAMP_COLUMNS, given the values it returned. When not, it is dropped: read again."""
+        return self._check((schema_version, data_version, self.conn.total_changes))
+
+    def _check(self, stamp) -> bool:
+        same = stamp == self._cache_stamp
+        if not same:
+            self._cache.clear()
+            self._cache_stamp = stamp
+        t = self._tentative
+        if t is not None:
+            t.checked = True
+            if not same and t.used:
+                t.stale = True
+        return same
 
     def cached(self, key, build, *args):
         """`build(*args)`, or what it returned for `key` before if the database has not changed since.
 
         For small things read on every request (table metadata, tokens). The stamp is taken before
         `build` reads, so a change made meanwhile only makes the next call read again. Inside write()
-        nothing is kept or reused: a write changes what it reads, and may yet roll back.
+        nothing is kept or reused: a write changes what it reads, and may yet roll back. Inside
+        tentative() and outside a transaction, a kept value is returned without asking (see there).
         """
         if self._in_write:
             return build(*args)
-        stamp = self.stamp()
-        if stamp != self._cache_stamp:
-            self._cache.clear()
-            self._cache_stamp = stamp
+        cache = self._cache
+        t = self._tentative
+        if t is not None and key in cache and not self.conn.in_transaction:
+            t.used = True
+            return cache[key]
+        self._check(self.stamp())
         try:
-            return self._cache[key]
+            return cache[key]
         except KeyError:
-            value = self._cache[key] = build(*args)
+            value = cache[key] = build(*args)
             return value
+
+    def tentative(self) -> "_Tentative":
+        """`with db.tentative() as t:` kept values are used as they are, without asking the database
+        whether they still hold; the statements that select STAMP_COLUMNS (and any stamp taken in the
+        block) check them as the block goes, and if none did, the block's end asks once. Afterwards
+        `t.ok` says whether all that was used still held: when not, the work must be done again (in a
+        read(), say). A served GET is then one statement: its own query checks the token and table
+        metadata it was answered with. Nested blocks are part of the outermost one."""
+        return self._tentative or _Tentative(self)
 
     # ---- tables ----------------------------------------------------------------------------------
     def table_columns(self, name: str) -> list[str]:
@@ -426,6 +464,35 @@ class Database:
         for stmt in schema.trigger_sql(tid, name, key_col):
             self.conn.execute(stmt)
         return self._table(tid, name, key_col)
+
+
+class _Tentative:
+    """The state of a Database.tentative() block (see there)."""
+
+    __slots__ = ("db", "depth", "used", "checked", "stale")
+
+    def __init__(self, db: Database):
+        self.db = db
+        self.depth = 0
+        self.used = self.checked = self.stale = False   # a kept value used; a stamp checked; one changed
+
+    def __enter__(self) -> "_Tentative":
+        self.depth += 1
+        self.db._tentative = self
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.depth -= 1
+        if self.depth:
+            return
+        db = self.db
+        if self.used and not self.checked:
+            db._check(db.stamp())  # nothing in the block said whether what it used still held: ask once
+        db._tentative = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.stale
 
 
 class _Read:

@@ -510,15 +510,23 @@ def _row_object(columns, values, content, db: Database | None = None, table: str
     """The exact JSON object of a row: from its version's typed encoding when the row matches it,
     else from the history version with the same row text (a checked-out or restored state), else
     (a change made outside nsl, not yet committed) from the SQL values alone."""
-    if content is not None:
-        ccols, cvals, ckinds = rowtext.decode_content(content)
-        if ccols == columns[:len(ccols)] and _same_values(values, cvals):
-            return to_object(ccols, cvals, ckinds)
+    obj = _exact_object(columns, values, content)
+    if obj is not None:
+        return obj
     if db is not None:
         found = version_by_row_text(db, table, columns, values, key_col)
         if found is not None:
             return to_object(*rowtext.decode_content(found[2]))
     return plain_object(columns, values)
+
+
+def _exact_object(columns, values, content) -> dict | None:
+    """The object of a row that holds exactly the values of its version's typed encoding, else None."""
+    if content is not None:
+        ccols, cvals, ckinds = rowtext.decode_content(content)
+        if ccols == columns[:len(ccols)] and _same_values(values, cvals):
+            return to_object(ccols, cvals, ckinds)
+    return None
 
 
 def version_by_row_text(db: Database, table: str, columns, values, key_col: str | None = None):
@@ -581,12 +589,40 @@ def _find_row(db: Database, tbl: Table, key):
 
 
 def get(db: Database, table: str, key) -> dict:
+    """The object with `key` in `table`: as saved, or as its row now holds it (see _row_object)."""
+    if not db.conn.in_transaction:
+        obj = _get_in_one_statement(db, table, key)
+        if obj is not None:
+            return obj
     with db.read():
         tbl = db.table(table)
         row = _find_row(db, tbl, key)
         if row is None:
             raise UnknownObject(f"no object with key {key!r} in table {tbl.name!r}", table=tbl.name, key=key)
         return _row_object(tbl.columns, list(row[:-1]), row[-1], db, tbl.name, tbl.key_col)
+
+
+def _get_sql(tbl: Table, n: int) -> str:
+    return (f"SELECT t.*, v.content, {Database.STAMP_COLUMNS} FROM {tbl.q} AS t LEFT JOIN nsl_version v ON v.vid = "
+            f"{current_version('?', 't.' + tbl.qkey)} AND v.op != 'D' WHERE t.{tbl.qkey} IN ({','.join('?' * n)})")
+
+
+def _get_in_one_statement(db: Database, table: str, key) -> dict | None:
+    """The usual case of get, in one statement (its own snapshot): the row, its current version, and
+    the stamp that says whether the table's kept metadata still held then. None whenever that is not
+    all it takes (no such row, metadata changed since, a row that differs from its version): get then
+    reads again in one transaction, where every case is handled."""
+    tbl = db.table(table)
+    cands = key_candidates(key)
+    try:
+        row = db.conn.execute(tbl.sql("get", _get_sql, len(cands)), (tbl.name, *cands)).fetchone()
+    except sqlite3.OperationalError as e:
+        if str(e).startswith("no such"):
+            return None  # kept metadata of a table or key column that is gone
+        raise
+    if row is None or not db.confirm(row[-2], row[-1]):
+        return None
+    return _exact_object(tbl.columns, list(row[:-3]), row[-3])
 
 
 def resolve_key(db: Database, tbl: Table, key):

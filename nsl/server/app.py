@@ -9,7 +9,8 @@ the cost of this layer and one query, so it is not a chain of wrappers):
                 stream is capped as it is read
     routing     unknown path: 404; known path, other method: 405 with an Allow header
     database    the request's connection (one per server thread), and a time limit on its SQL; a GET
-                (which changes nothing) runs in one read transaction, token check and handler alike
+                (which changes nothing) is answered tentatively from kept tokens and metadata, checked
+                by its own statements, and again from one read transaction if they had changed
     auth        Bearer token; with no tokens in the database access is open; 401 / 403
                 (routes whose permission is PUBLIC, the web interface's files, skip database and auth)
     JSON body   parsed exactly (orjson; no silently rounded integer); invalid: 400
@@ -425,17 +426,34 @@ class App:
         req.db = db
         try:
             if req.method == "GET":
-                # A GET changes nothing: its token check and its handler read one snapshot, and the
-                # metadata and tokens the connection keeps are checked against the database once.
-                with db.read():
-                    self.authorize(req)
-                    return self.handle(req)
+                return self.answer_get(req)
             self.authorize(req)
             return self.handle(req)
         finally:
             conn.set_progress_handler(None, 0)
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+
+    def answer_get(self, req: Request) -> Response:
+        """A GET (which changes nothing) is answered from the tokens and table metadata the connection
+        keeps, tentatively: the handler's own statements check that they still held (one GET of an
+        object is then one statement in all). If the database had changed, the answer, whatever it
+        was (a 401 included), is dropped and the GET is answered again from one read transaction."""
+        db = req.db
+        with db.tentative() as check:
+            try:
+                self.authorize(req)
+                resp = self.handle(req)
+            except (NslError, sqlite3.Error) as e:
+                resp = e
+        if not check.ok:
+            req.token_name = req.role = None
+            with db.read():
+                self.authorize(req)
+                return self.handle(req)
+        if isinstance(resp, BaseException):
+            raise resp
+        return resp
 
     def authorize(self, req: Request) -> None:
         """Set the caller's token name and role from the Authorization header, or refuse the request."""

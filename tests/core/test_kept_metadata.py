@@ -3,9 +3,12 @@ by another process, by another connection, and by its own SQL."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 import nsl
 from nsl.core import tokens
@@ -101,3 +104,70 @@ def test_one_look_per_read_transaction(db):
         db.conn.set_trace_callback(None)
     assert seen[:3] == ["BEGIN", "PRAGMA schema_version", "PRAGMA data_version"]
     assert len(seen) == 6 and seen[-1] == "COMMIT"  # and the two lookups of the object
+
+
+def _statements(db):
+    seen = []
+    db.conn.set_trace_callback(lambda s: seen.append(s) if not s.startswith("--") else None)
+    return seen
+
+
+def test_tentative_uses_what_is_kept_and_its_statement_checks_it(db):
+    nsl.save(db, "t", [{"id": 1, "a": True}])
+    tokens.count(db)
+    assert nsl.get(db, "t", 1) == {"id": 1, "a": True}
+    seen = _statements(db)
+    with db.tentative() as t:
+        assert tokens.count(db) == 0
+        assert nsl.get(db, "t", 1) == {"id": 1, "a": True}
+    db.conn.set_trace_callback(None)
+    assert t.ok and len(seen) == 1 and seen[0].startswith("SELECT t.*, v.content, (SELECT schema_version")
+
+
+def test_tentative_notices_what_another_process_changed(db, db_path):
+    nsl.save(db, "t", [{"id": 1}])
+    assert tokens.count(db) == 0 and nsl.get(db, "t", 1) == {"id": 1}
+    other_process(db_path, 'tokens.add(db, "ci", "read")\nnsl.save(db, "t", [{"id": 1, "b": [1, 2]}])')
+    with db.tentative() as t:
+        assert tokens.count(db) == 0  # kept, not asked: the block's statements tell it changed
+        assert nsl.get(db, "t", 1) == {"id": 1, "b": [1, 2]}  # get itself read again
+    assert not t.ok
+    assert tokens.count(db) == 1
+    other_process(db_path, 'tokens.remove(db, "ci")')  # the table unchanged: get's own statement tells
+    with db.tentative() as t:
+        assert tokens.count(db) == 1
+        assert nsl.get(db, "t", 1) == {"id": 1, "b": [1, 2]}
+    assert not t.ok and tokens.count(db) == 0
+
+
+def test_tentative_without_a_checking_statement_asks_at_its_end(db, db_path):
+    assert tokens.count(db) == 0
+    with db.tentative() as t:
+        assert tokens.count(db) == 0
+    assert t.ok
+    other_process(db_path, 'tokens.add(db, "ci", "read")')
+    seen = _statements(db)
+    with db.tentative() as t:
+        assert tokens.count(db) == 0
+    db.conn.set_trace_callback(None)
+    assert not t.ok and len(seen) == 1 and tokens.count(db) == 1
+    with db.tentative() as t:
+        with db.read():  # inside a transaction, kept values are checked as always
+            assert tokens.count(db) == 1
+    assert t.ok
+
+
+def test_get_in_one_statement_sees_a_table_changed_since(db, db_path):
+    nsl.save(db, "t", [{"id": 1, "a": 1}])
+    assert nsl.get(db, "t", 1) == {"id": 1, "a": 1}
+    other_process(db_path, 'db.conn.execute(\'ALTER TABLE "t" RENAME COLUMN "a" TO "b"\')')
+    with db.tentative():
+        assert nsl.get(db, "t", 1) == {"id": 1, "b": 1}  # as the row now holds it (changed outside nsl)
+    other_process(db_path, 'db.conn.execute(\'ALTER TABLE "t" RENAME COLUMN "id" TO "k"\')')
+    # The key column is gone from under nsl: the statement built from the kept metadata fails, and get
+    # fails as it does in a transaction (nsl_table still names "id"), not with an answer of old metadata.
+    with pytest.raises(sqlite3.OperationalError, match="no such column"):
+        with db.tentative():
+            nsl.get(db, "t", 1)
+    with pytest.raises(sqlite3.OperationalError, match="no such column"), db.read():
+        nsl.get(db, "t", 1)

@@ -28,15 +28,20 @@ def statuses(client, path) -> set:
 
 def test_tokens_added_and_removed_by_another_process(served, tmp_path):
     anon = served.api()
+    assert anon.post("tables/t/objects", json={"id": 1}).status_code == 201
     assert statuses(anon, "head") == {200}  # no tokens: open
+    assert statuses(anon, "tables/t/objects/1") == {200}
     ci = nsl_cli(tmp_path, served.db_path, "token", "add", "ci", "--role", "read").strip()
     assert statuses(anon, "head") == {401}
+    assert statuses(anon, "tables/t/objects/1") == {401}
     reader = served.api(ci)
     assert statuses(reader, "head") == {200}
-    assert statuses(reader, "tables/t/objects/1") == {404}
-    assert reader.post("find", json={"table": "t"}).status_code == 404  # not a GET: checked the same way
+    assert statuses(reader, "tables/t/objects/1") == {200}
+    assert statuses(reader, "tables/t/objects/2") == {404}
+    assert reader.post("find", json={"table": "t"}).status_code == 200  # not a GET: checked the same way
     admin = nsl_cli(tmp_path, served.db_path, "token", "add", "admin", "--role", "admin").strip()
     nsl_cli(tmp_path, served.db_path, "token", "remove", "ci")
+    assert statuses(reader, "tables/t/objects/1") == {401}
     assert statuses(reader, "head") == {401}
     assert reader.post("find", json={"table": "t"}).status_code == 401
     assert statuses(served.api(admin), "head") == {200}
@@ -78,3 +83,50 @@ def test_objects_and_columns_changed_by_another_process(api, served, tmp_path):
     # Deleted by another process: gone at the next request.
     nsl_cli(tmp_path, db, "delete", "t", "a")
     assert statuses(api, "tables/t/objects/a") == {404}
+
+
+def test_a_table_made_by_another_process_after_a_404(api, served, tmp_path):
+    assert statuses(api, "tables/later/objects/1") == {404}
+    assert statuses(api, "tables/later/objects") == {404}
+    nsl_cli(tmp_path, served.db_path, "save", "later", input=json.dumps({"id": 1, "ok": True}))
+    for _ in range(ROUNDS):
+        assert api.get("tables/later/objects/1").json() == {"id": 1, "ok": True}
+        assert api.get("tables/later/objects").json()["objects"] == [{"id": 1, "ok": True}]
+
+
+def test_a_get_of_an_object_is_one_statement(server_db, tmp_path):
+    """With nothing changed since, the one query that reads the object also checks the kept tokens
+    and table metadata: one SQL statement per GET (a change made elsewhere costs a second answer)."""
+    import io
+
+    import nsl
+    from nsl.server.app import App
+
+    db = nsl.open(server_db)
+    nsl.save(db, "t", [{"id": 1, "x": {"deep": [1, 2]}}])
+    db.close()
+    app = App(server_db)
+    statuses_seen = []
+
+    def get(path):
+        env = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "REQUEST_URI": path, "QUERY_STRING": "",
+               "wsgi.input": io.BytesIO(b"")}
+        body = b"".join(app(env, lambda status, headers: statuses_seen.append(status)))
+        return statuses_seen[-1], json.loads(body)
+
+    try:
+        assert get("/api/v1/tables/t/objects/1") == ("200 OK", {"id": 1, "x": {"deep": [1, 2]}})
+        conn = app.open_db().conn
+        seen = []
+        conn.set_trace_callback(lambda s: seen.append(s) if not s.startswith("--") else None)
+        assert get("/api/v1/tables/t/objects/1") == ("200 OK", {"id": 1, "x": {"deep": [1, 2]}})
+        assert len(seen) == 1, seen
+        nsl_cli(tmp_path, server_db, "save", "t", input=json.dumps({"id": 1, "x": None}))
+        seen.clear()
+        assert get("/api/v1/tables/t/objects/1") == ("200 OK", {"id": 1, "x": None})
+        assert len(seen) > 1  # answered again, from one read transaction
+        seen.clear()
+        assert get("/api/v1/tables/t/objects/1") == ("200 OK", {"id": 1, "x": None})
+        assert len(seen) == 1
+    finally:
+        app.close()
