@@ -28,7 +28,7 @@ from .commits import CommitWriter, encode_name
 from .database import Database, Table, check_column_name, check_table_name
 from .rowtext import ABSENT, JSON, float_text, float_texts, header, typed_cell
 from .schema import current_version, quote
-from .values import INT64_MAX, INT64_MIN, has_long_int, inherit_kinds, plain_object, to_object
+from .values import INT64_MAX, INT64_MIN, exact_object, has_long_int, inherit_kinds, plain_object, to_object
 
 BATCH = 2000
 _pack = struct.Struct(">d").pack
@@ -522,11 +522,7 @@ def _row_object(columns, values, content, db: Database | None = None, table: str
 
 def _exact_object(columns, values, content) -> dict | None:
     """The object of a row that holds exactly the values of its version's typed encoding, else None."""
-    if content is not None:
-        ccols, cvals, ckinds = rowtext.decode_content(content)
-        if ccols == columns[:len(ccols)] and _same_values(values, cvals):
-            return to_object(ccols, cvals, ckinds)
-    return None
+    return None if content is None else exact_object(columns, values, content)
 
 
 def version_by_row_text(db: Database, table: str, columns, values, key_col: str | None = None):

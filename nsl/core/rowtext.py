@@ -144,16 +144,16 @@ def decode_cell(cell: str):
 
 
 @functools.lru_cache(maxsize=1024)
-def _header_names(line: str) -> tuple:
+def header_names(line: str) -> tuple:
+    """decode_header as a tuple, decoded once per distinct header (a table's versions share a few)."""
     return tuple(decode_header(line))
 
 
 def decode_content(content: str):
     """(columns, sql_values, kinds) of a stored typed encoding."""
     head, _, body = content.partition("\n")
-    # The versions of a table share a few headers: each is decoded once. Reading one object is
-    # mostly this function, so the common cells are decoded inline.
-    columns = list(_header_names(head))
+    # Reading objects is mostly this function: the common cells are decoded inline.
+    columns = list(header_names(head))
     values, kinds = [], []
     if columns:
         add_value, add_kind = values.append, kinds.append
