@@ -131,6 +131,7 @@ class Database:
         self.path = path
         self.conn = conn
         self._in_write = False
+        self._writes = 0            # write() blocks ended on this connection (committed or not)
         self._in_read = False       # inside a read() that began the transaction
         self._read_stamp = None     # (schema_version, data_version) of that transaction's snapshot
         self._cache: dict = {}
@@ -308,6 +309,7 @@ class Database:
             raise
         finally:
             self._in_write = False
+            self._writes += 1
             gc_resume(gc_was_on)
 
     def read(self) -> "_Read":
@@ -315,19 +317,20 @@ class Database:
         return _Read(self)
 
     # ---- what this connection keeps of the database -------------------------------------------
-    # The stamp's two database values as result columns: a statement that selects them says itself
-    # whether what is kept still held in its snapshot (see `confirm`).
-    STAMP_COLUMNS = "(SELECT schema_version FROM pragma_schema_version), (SELECT data_version FROM pragma_data_version)"
+    # PRAGMA data_version as a result column: a statement that selects it says itself whether what is
+    # kept still held in its snapshot (see `confirm`).
+    DATA_VERSION_COLUMN = "(SELECT data_version FROM pragma_data_version)"
 
     def stamp(self) -> tuple:
         """A value that differs whenever the database may have changed since it was last taken.
 
-        PRAGMA schema_version moves with any schema change (by any connection, this one included),
-        PRAGMA data_version with any commit by another connection (another process, or another
-        server thread), and the connection's total_changes with its own row changes. Inside a read()
-        the snapshot cannot move, so the two pragmas are read once per transaction (the first read
-        also starts the snapshot, so what is read after it is as of the stamp); outside one, both
-        come from one statement, one snapshot.
+        (schema_version, data_version, total_changes, writes): PRAGMA schema_version moves with any
+        schema change (by any connection, this one included), PRAGMA data_version with any commit by
+        another connection (another process, or another server thread), the connection's
+        total_changes with its own row changes, and the count of its write() blocks with its own
+        writes through nsl, schema changes included. Inside a read() the snapshot cannot move, so the
+        pragmas are read once per transaction (the first read also starts the snapshot, so what is
+        read after it is as of the stamp); outside one, both come from one statement, one snapshot.
         """
         s = self._read_stamp
         if s is None:
@@ -336,25 +339,40 @@ class Database:
                 s = self._read_stamp = (c.execute("PRAGMA schema_version").fetchone()[0],
                                         c.execute("PRAGMA data_version").fetchone()[0])
             else:
-                s = c.execute(f"SELECT {self.STAMP_COLUMNS}").fetchone()
-        return (*s, self.conn.total_changes)
+                s = c.execute(_BOTH_VERSIONS).fetchone()
+        return (*s, self.conn.total_changes, self._writes)
 
-    def confirm(self, schema_version, data_version) -> bool:
+    def confirm(self, data_version) -> bool:
         """Whether what this connection keeps still held in the snapshot of a statement that selected
-        STAMP_COLUMNS, given the values it returned. When not, it is dropped: read again."""
-        return self._check((schema_version, data_version, self.conn.total_changes))
+        DATA_VERSION_COLUMN (which returned `data_version`). When not, it is dropped: read again.
+
+        The rest of the stamp is this connection's own: its rows changed and its write() blocks
+        (schema_version is not asked: another connection's schema change moves data_version too, and
+        this one's, through nsl, happen in write()). So a statement's own check is only as good as
+        that: for a connection used through nsl alone, such as a server's."""
+        kept = self._cache_stamp
+        same = (kept is not None and kept[1] == data_version and kept[2] == self.conn.total_changes
+                and kept[3] == self._writes)
+        if not same:
+            self._cache.clear()
+            self._cache_stamp = None  # unknown until a whole stamp is taken again
+        self._note_check(same)
+        return same
 
     def _check(self, stamp) -> bool:
         same = stamp == self._cache_stamp
         if not same:
             self._cache.clear()
             self._cache_stamp = stamp
+        self._note_check(same)
+        return same
+
+    def _note_check(self, same: bool) -> None:
         t = self._tentative
         if t is not None:
             t.checked = True
             if not same and t.used:
                 t.stale = True
-        return same
 
     def cached(self, key, build, *args):
         """`build(*args)`, or what it returned for `key` before if the database has not changed since.
@@ -380,11 +398,12 @@ class Database:
 
     def tentative(self) -> "_Tentative":
         """`with db.tentative() as t:` kept values are used as they are, without asking the database
-        whether they still hold; the statements that select STAMP_COLUMNS (and any stamp taken in the
-        block) check them as the block goes, and if none did, the block's end asks once. Afterwards
-        `t.ok` says whether all that was used still held: when not, the work must be done again (in a
-        read(), say). A served GET is then one statement: its own query checks the token and table
-        metadata it was answered with. Nested blocks are part of the outermost one."""
+        whether they still hold; the statements that select DATA_VERSION_COLUMN (and any stamp taken
+        in the block) check them as the block goes, and if none did, the block's end asks once.
+        Afterwards `t.ok` says whether all that was used still held: when not, the work must be done
+        again (in a read(), say). For a connection used through nsl alone (see `confirm`): a server's,
+        where a GET is then one statement, its own query checking the token and table metadata it
+        was answered with. Nested blocks are part of the outermost one."""
         return self._tentative or _Tentative(self)
 
     # ---- tables ----------------------------------------------------------------------------------
@@ -464,6 +483,9 @@ class Database:
         for stmt in schema.trigger_sql(tid, name, key_col):
             self.conn.execute(stmt)
         return self._table(tid, name, key_col)
+
+
+_BOTH_VERSIONS = "SELECT (SELECT schema_version FROM pragma_schema_version), (SELECT data_version FROM pragma_data_version)"
 
 
 class _Tentative:

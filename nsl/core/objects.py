@@ -599,15 +599,15 @@ def get(db: Database, table: str, key) -> dict:
 
 
 def _get_sql(tbl: Table, n: int) -> str:
-    return (f"SELECT t.*, v.content, {Database.STAMP_COLUMNS} FROM {tbl.q} AS t LEFT JOIN nsl_version v ON v.vid = "
+    return (f"SELECT t.*, v.content, {Database.DATA_VERSION_COLUMN} FROM {tbl.q} AS t LEFT JOIN nsl_version v ON v.vid = "
             f"{current_version('?', 't.' + tbl.qkey)} AND v.op != 'D' WHERE t.{tbl.qkey} IN ({','.join('?' * n)})")
 
 
 def _get_in_one_statement(db: Database, table: str, key) -> dict | None:
     """The usual case of get, in one statement (its own snapshot): the row, its current version, and
-    the stamp that says whether the table's kept metadata still held then. None whenever that is not
-    all it takes (no such row, metadata changed since, a row that differs from its version): get then
-    reads again in one transaction, where every case is handled."""
+    the data_version that says whether the table's kept metadata still held then (Database.confirm).
+    None whenever that is not all it takes (no such row, metadata changed since, a row that differs
+    from its version): get then reads again in one transaction, where every case is handled."""
     tbl = db.table(table)
     cands = key_candidates(key)
     try:
@@ -616,9 +616,9 @@ def _get_in_one_statement(db: Database, table: str, key) -> dict | None:
         if str(e).startswith("no such"):
             return None  # kept metadata of a table or key column that is gone
         raise
-    if row is None or not db.confirm(row[-2], row[-1]):
+    if row is None or not db.confirm(row[-1]):
         return None
-    return _exact_object(tbl.columns, list(row[:-3]), row[-3])
+    return _exact_object(tbl.columns, list(row[:-2]), row[-2])
 
 
 def resolve_key(db: Database, tbl: Table, key):

@@ -121,7 +121,7 @@ def test_tentative_uses_what_is_kept_and_its_statement_checks_it(db):
         assert tokens.count(db) == 0
         assert nsl.get(db, "t", 1) == {"id": 1, "a": True}
     db.conn.set_trace_callback(None)
-    assert t.ok and len(seen) == 1 and seen[0].startswith("SELECT t.*, v.content, (SELECT schema_version")
+    assert t.ok and len(seen) == 1 and seen[0].startswith("SELECT t.*, v.content, (SELECT data_version")
 
 
 def test_tentative_notices_what_another_process_changed(db, db_path):
@@ -171,3 +171,16 @@ def test_get_in_one_statement_sees_a_table_changed_since(db, db_path):
             nsl.get(db, "t", 1)
     with pytest.raises(sqlite3.OperationalError, match="no such column"), db.read():
         nsl.get(db, "t", 1)
+
+
+def test_a_schema_change_through_nsl_is_seen_by_a_tentative_get(db):
+    """A write() that changes no row (only the schema) still moves what a statement's own check
+    compares: the count of this connection's write() blocks."""
+    nsl.save(db, "t", [{"id": 1, "a": 1}])
+    assert nsl.get(db, "t", 1) == {"id": 1, "a": 1}
+    changes = db.conn.total_changes
+    nsl.sql(db, 'ALTER TABLE "t" RENAME COLUMN "a" TO "b"', write=True)
+    assert db.conn.total_changes == changes
+    with db.tentative() as t:
+        assert nsl.get(db, "t", 1) == {"id": 1, "b": 1}
+    assert not t.ok
