@@ -27,6 +27,7 @@ import sys
 import threading
 import time
 import traceback
+import types
 from dataclasses import dataclass, field
 from typing import Callable
 from urllib.parse import parse_qsl, unquote_to_bytes
@@ -144,29 +145,35 @@ class Route:
         return True
 
 
-@dataclass
 class Response:
-    status: int
-    doc: object = None
-    headers: list = field(default_factory=list)
-    body: bytes | None = None       # the serialized doc, made inside the error handling
+    """What a handler may return instead of a document: a status, its own headers, ready bytes."""
+
+    __slots__ = ("status", "doc", "headers", "body")
+
+    def __init__(self, status: int, doc: object = None, headers: list | tuple = (), body: bytes | None = None):
+        self.status = status
+        self.doc = doc
+        self.headers = headers
+        self.body = body                # the serialized doc, made inside the error handling
 
 
 class Request:
     """What a handler sees: the path parameters, the query, the parsed body, the caller, the database."""
+
+    # Until set for this request (class attributes: one request object is made per request).
+    route: Route | None = None
+    params: dict[str, str] = types.MappingProxyType({})
+    _query: dict | None = None
+    json = None
+    db: Database | None = None
+    token_name: str | None = None
+    role: str | None = None
 
     def __init__(self, environ: dict, app: "App"):
         self.environ = environ
         self.app = app
         self.method = environ.get("REQUEST_METHOD", "GET").upper()
         self.raw_path = _raw_path(environ)
-        self.route: Route | None = None
-        self.params: dict[str, str] = {}
-        self._query: dict | None = None
-        self.json = None
-        self.db: Database | None = None
-        self.token_name: str | None = None
-        self.role: str | None = None
 
     # -- the caller
     def may(self, permission: str) -> bool:
@@ -403,8 +410,9 @@ class App:
         segs = path[1:].split("/") if path.startswith("/") else None
         allow = []
         if segs is not None:
+            n = len(segs)
             for route in self.routes:
-                if not route.matches(segs):
+                if route.nseg != n or not route.matches(segs):
                     continue
                 if route.method == req.method:
                     req.route = route
