@@ -1,6 +1,13 @@
-"""The one place that opens a nsl database: connection settings, write transactions, table metadata."""
+"""The one place that opens a nsl database: connection settings, transactions, table metadata.
+
+Table metadata (and anything else read through `Database.cached`) is kept per connection for as long as
+the database has not changed under it: a stamp that any change moves (`Database.stamp`) is checked
+before each use, or, inside `Database.tentative()`, by the statements that follow it; so a column added
+or a token removed by another process is seen by the next read.
+"""
 from __future__ import annotations
 
+import errno
 import gc
 import os
 import secrets
@@ -40,6 +47,30 @@ def resolve_path(path: str | os.PathLike | None) -> Path:
     return Path(env) if env else Path(DEFAULT_DB)
 
 
+# The smallest page size: a file that is not empty and shorter than this is not a SQLite database.
+MIN_SQLITE_FILE = 512
+
+
+def _readable_size(p: Path) -> int:
+    """The file's size, once it is known that this process may read it.
+
+    Whether a file is SQLite's is asked of SQLite, never read with open(): closing any file descriptor
+    of a database file drops every POSIX lock this process holds on it, those of its other open
+    connections included (a server thread's, say), and such a connection then goes on reading a stale
+    snapshot, blind to what other processes commit, or worse (sqlite.org/howtocorrupt.html, 2.2)."""
+    try:
+        size = p.stat().st_size
+    except OSError as e:
+        raise NoDatabase(f"cannot read {str(p)!r}: {e.strerror}") from None
+    if not os.access(p, os.R_OK):
+        raise NoDatabase(f"cannot read {str(p)!r}: {os.strerror(errno.EACCES)}")
+    return size
+
+
+def _not_a_database(e: sqlite3.DatabaseError) -> bool:
+    return getattr(e, "sqlite_errorname", None) == "SQLITE_NOTADB" or "file is not a database" in str(e)
+
+
 def check_table_name(name: str) -> str:
     if not isinstance(name, str) or not name or name.strip() != name:
         raise InvalidName(f"invalid table name {name!r}: names must be non-empty, without leading or trailing spaces")
@@ -70,6 +101,8 @@ class Table:
     columns: list[str]
     json_columns: set[str] = field(default_factory=set)
     has_rowid: bool = True
+    # SQL built for this table (see `sql`): it lives as long as the metadata it was built from.
+    statements: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def q(self) -> str:
@@ -82,6 +115,14 @@ class Table:
     def index_of(self) -> dict[str, int]:
         return {c: i for i, c in enumerate(self.columns)}
 
+    def sql(self, name, build, *args) -> str:
+        """The statement `build(self, *args)` makes, built once per (name, args) for this Table."""
+        k = (name, *args)
+        text = self.statements.get(k)
+        if text is None:
+            text = self.statements[k] = build(self, *args)
+        return text
+
 
 class Database:
     """An open nsl database. Use `Database.open(path)` or `Database.init(path)`."""
@@ -89,8 +130,13 @@ class Database:
     def __init__(self, path: Path, conn: sqlite3.Connection):
         self.path = path
         self.conn = conn
-        self._meta_cache: dict = {}
         self._in_write = False
+        self._writes = 0            # write() blocks ended on this connection (committed or not)
+        self._in_read = False       # inside a read() that began the transaction
+        self._read_stamp = None     # (schema_version, data_version) of that transaction's snapshot
+        self._cache: dict = {}
+        self._cache_stamp = None
+        self._tentative: _Tentative | None = None
 
     # ---- opening -------------------------------------------------------------------------------
     @staticmethod
@@ -121,15 +167,12 @@ class Database:
             raise NoDatabase(f"no nsl database at {str(p)!r}")
         if p.is_dir():
             raise NotANslDatabase(f"{str(p)!r} is a directory, not a nsl database")
-        # The file is never opened outside SQLite: closing any descriptor of a file drops every POSIX
-        # lock this process holds on it, so a server thread opening the database would take away the
-        # locks of the other threads' connections (and a checkpoint elsewhere could then delete the
-        # WAL they write to). SQLite itself shares one descriptor per file within a process.
-        if not os.access(p, os.R_OK):
-            raise NoDatabase(f"cannot read {str(p)!r}: permission denied")
+        size = _readable_size(p)
         not_sqlite = "give --db the path of a nsl database, or `nsl init` a new path"
-        if p.stat().st_size == 0:
+        if size == 0:
             raise NotANslDatabase(f"{str(p)!r} is an empty file, not a nsl database")
+        if size < MIN_SQLITE_FILE:
+            raise NotANslDatabase(f"{str(p)!r} is not a SQLite database", hint=not_sqlite)
         # Look before configuring: a file that is not nsl's must be left exactly as it was.
         conn = cls._connect(p, configure=False)
         try:
@@ -141,7 +184,7 @@ class Database:
             conn.execute("PRAGMA query_only=0")
         except sqlite3.DatabaseError as e:
             conn.close()
-            if getattr(e, "sqlite_errorcode", None) == 26 or "not a database" in str(e):  # SQLITE_NOTADB
+            if _not_a_database(e):  # SQLite's own check of the file's header (its magic string first)
                 raise NotANslDatabase(f"{str(p)!r} is not a SQLite database", hint=not_sqlite) from None
             raise NotANslDatabase(f"{str(p)!r} is not a readable SQLite database ({e})", hint=not_sqlite) from None
         if not ok:
@@ -168,17 +211,21 @@ class Database:
             raise InvalidName(f"{str(p)!r} is a directory")
         if hash_algo not in ("sha1", "sha256"):
             raise InvalidName(f"unknown hash {hash_algo!r}: use sha1 or sha256")
-        existed = p.exists() and p.stat().st_size > 0
+        existed = p.exists() and _readable_size(p) > 0
         if existed:
-            probe = cls._connect(p, configure=False)
+            if p.stat().st_size < MIN_SQLITE_FILE:
+                raise NotANslDatabase(f"{str(p)!r} exists and is not a SQLite database")
+            conn = cls._connect(p, configure=False)
             try:
-                probe.execute("PRAGMA query_only=1")
-                probe.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            except sqlite3.DatabaseError:
-                raise NotANslDatabase(f"{str(p)!r} exists and is not a SQLite database") from None
-            finally:
-                probe.close()
-        conn = cls._connect(p)
+                conn.execute("PRAGMA schema_version").fetchone()
+            except sqlite3.DatabaseError as e:
+                conn.close()
+                if _not_a_database(e):
+                    raise NotANslDatabase(f"{str(p)!r} exists and is not a SQLite database") from None
+                raise NotANslDatabase(f"{str(p)!r} is not a readable SQLite database ({e})") from None
+            cls._configure(conn)
+        else:
+            conn = cls._connect(p)
         db = cls(p, conn)
         with db.write(check_checkout=False):
             for stmt in schema.statements(schema.ALL_TABLES):
@@ -272,20 +319,102 @@ class Database:
             raise
         finally:
             self._in_write = False
+            self._writes += 1
             gc_resume(gc_was_on)
 
-    @contextmanager
-    def read(self):
-        """A consistent snapshot for reads spanning several statements."""
-        if self._in_write or self.conn.in_transaction:
-            yield self
-            return
-        self.conn.execute("BEGIN")
+    def read(self) -> "_Read":
+        """A consistent snapshot for reads spanning several statements: `with db.read(): ...`."""
+        return _Read(self)
+
+    # ---- what this connection keeps of the database -------------------------------------------
+    # PRAGMA data_version as a result column: a statement that selects it says itself whether what is
+    # kept still held in its snapshot (see `confirm`).
+    DATA_VERSION_COLUMN = "(SELECT data_version FROM pragma_data_version)"
+
+    def stamp(self) -> tuple:
+        """A value that differs whenever the database may have changed since it was last taken.
+
+        (schema_version, data_version, total_changes, writes): PRAGMA schema_version moves with any
+        schema change (by any connection, this one included), PRAGMA data_version with any commit by
+        another connection (another process, or another server thread), the connection's
+        total_changes with its own row changes, and the count of its write() blocks with its own
+        writes through nsl, schema changes included. Inside a read() the snapshot cannot move, so the
+        pragmas are read once per transaction (the first read also starts the snapshot, so what is
+        read after it is as of the stamp); outside one, both come from one statement, one snapshot.
+        """
+        s = self._read_stamp
+        if s is None:
+            c = self.conn
+            if self._in_read:
+                s = self._read_stamp = (c.execute("PRAGMA schema_version").fetchone()[0],
+                                        c.execute("PRAGMA data_version").fetchone()[0])
+            else:
+                s = c.execute(_BOTH_VERSIONS).fetchone()
+        return (*s, self.conn.total_changes, self._writes)
+
+    def confirm(self, data_version) -> bool:
+        """Whether what this connection keeps still held in the snapshot of a statement that selected
+        DATA_VERSION_COLUMN (which returned `data_version`). When not, it is dropped: read again.
+
+        The rest of the stamp is this connection's own: its rows changed and its write() blocks
+        (schema_version is not asked: another connection's schema change moves data_version too, and
+        this one's, through nsl, happen in write()). So a statement's own check is only as good as
+        that: for a connection used through nsl alone, such as a server's."""
+        kept = self._cache_stamp
+        same = (kept is not None and kept[1] == data_version and kept[2] == self.conn.total_changes
+                and kept[3] == self._writes)
+        if not same:
+            self._cache.clear()
+            self._cache_stamp = None  # unknown until a whole stamp is taken again
+        self._note_check(same)
+        return same
+
+    def _check(self, stamp) -> bool:
+        same = stamp == self._cache_stamp
+        if not same:
+            self._cache.clear()
+            self._cache_stamp = stamp
+        self._note_check(same)
+        return same
+
+    def _note_check(self, same: bool) -> None:
+        t = self._tentative
+        if t is not None:
+            t.checked = True
+            if not same and t.used:
+                t.stale = True
+
+    def cached(self, key, build, *args):
+        """`build(*args)`, or what it returned for `key` before if the database has not changed since.
+
+        For small things read on every request (table metadata, tokens). The stamp is taken before
+        `build` reads, so a change made meanwhile only makes the next call read again. Inside write()
+        nothing is kept or reused: a write changes what it reads, and may yet roll back. Inside
+        tentative() and outside a transaction, a kept value is returned without asking (see there).
+        """
+        if self._in_write:
+            return build(*args)
+        cache = self._cache
+        t = self._tentative
+        if t is not None and key in cache and not self.conn.in_transaction:
+            t.used = True
+            return cache[key]
+        self._check(self.stamp())
         try:
-            yield self
-        finally:
-            if self.conn.in_transaction:
-                self.conn.execute("COMMIT")
+            return cache[key]
+        except KeyError:
+            value = cache[key] = build(*args)
+            return value
+
+    def tentative(self) -> "_Tentative":
+        """`with db.tentative() as t:` kept values are used as they are, without asking the database
+        whether they still hold; the statements that select DATA_VERSION_COLUMN (and any stamp taken
+        in the block) check them as the block goes, and if none did, the block's end asks once.
+        Afterwards `t.ok` says whether all that was used still held: when not, the work must be done
+        again (in a read(), say). For a connection used through nsl alone (see `confirm`): a server's,
+        where a GET is then one statement, its own query checking the token and table metadata it
+        was answered with. Nested blocks are part of the outermost one."""
+        return self._tentative or _Tentative(self)
 
     # ---- tables ----------------------------------------------------------------------------------
     def table_columns(self, name: str) -> list[str]:
@@ -310,13 +439,12 @@ class Database:
         return Table(tid, name, key_col, self.table_columns(name), json_cols, has_rowid)
 
     def table(self, name: str, *, missing_ok: bool = False) -> Table | None:
-        row = self.conn.execute(
-            "SELECT tid, name, key_col FROM nsl_table WHERE name=?", (name,)).fetchone()
-        if row is None:
-            row = self.conn.execute(
-                "SELECT tid, name, key_col FROM nsl_table WHERE lower(name)=lower(?)", (name,)
-            ).fetchone()
-        if row is None:
+        """The tracked table `name` (matched ignoring case when no name matches exactly).
+
+        Outside write() the Table is kept until the database changes (see `cached`): callers must not
+        change it. Inside write() it is read afresh, and a writer may change its copy."""
+        tbl = self.cached(("table", name), self._load_table, name)
+        if tbl is None:
             if missing_ok:
                 return None
             known = [r[0] for r in self.conn.execute("SELECT name FROM nsl_table ORDER BY name")]
@@ -324,7 +452,16 @@ class Database:
                 f"no table {name!r}" + (f" (tables: {', '.join(known)})" if known else " (the database has no tables yet)"),
                 table=name,
             )
-        return self._table(*row)
+        return tbl
+
+    def _load_table(self, name: str) -> Table | None:
+        row = self.conn.execute(
+            "SELECT tid, name, key_col FROM nsl_table WHERE name=?", (name,)).fetchone()
+        if row is None:
+            row = self.conn.execute(
+                "SELECT tid, name, key_col FROM nsl_table WHERE lower(name)=lower(?)", (name,)
+            ).fetchone()
+        return None if row is None else self._table(*row)
 
     def table_by_tid(self, tid: int) -> Table:
         row = self.conn.execute("SELECT tid, name, key_col FROM nsl_table WHERE tid=?", (tid,)).fetchone()
@@ -356,6 +493,64 @@ class Database:
         for stmt in schema.trigger_sql(tid, name, key_col):
             self.conn.execute(stmt)
         return self._table(tid, name, key_col)
+
+
+_BOTH_VERSIONS = "SELECT (SELECT schema_version FROM pragma_schema_version), (SELECT data_version FROM pragma_data_version)"
+
+
+class _Tentative:
+    """The state of a Database.tentative() block (see there)."""
+
+    __slots__ = ("db", "depth", "used", "checked", "stale")
+
+    def __init__(self, db: Database):
+        self.db = db
+        self.depth = 0
+        self.used = self.checked = self.stale = False   # a kept value used; a stamp checked; one changed
+
+    def __enter__(self) -> "_Tentative":
+        self.depth += 1
+        self.db._tentative = self
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.depth -= 1
+        if self.depth:
+            return
+        db = self.db
+        if self.used and not self.checked:
+            db._check(db.stamp())  # nothing in the block said whether what it used still held: ask once
+        db._tentative = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.stale
+
+
+class _Read:
+    """The context manager of Database.read (a class, not @contextmanager: a served GET enters two,
+    and the generator machinery cost more than the BEGIN and COMMIT)."""
+
+    __slots__ = ("db", "began")
+
+    def __init__(self, db: Database):
+        self.db = db
+        self.began = False
+
+    def __enter__(self) -> Database:
+        db = self.db
+        if not (db._in_write or db.conn.in_transaction):  # else: part of the transaction already open
+            db.conn.execute("BEGIN")
+            db._in_read = self.began = True
+        return db
+
+    def __exit__(self, *exc) -> None:
+        if self.began:
+            db = self.db
+            db._in_read = False
+            db._read_stamp = None
+            if db.conn.in_transaction:
+                db.conn.execute("COMMIT")
 
 
 def gc_pause() -> bool:

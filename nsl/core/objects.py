@@ -28,7 +28,7 @@ from .commits import CommitWriter, encode_name
 from .database import Database, Table, check_column_name, check_table_name
 from .rowtext import ABSENT, JSON, float_text, float_texts, header, typed_cell
 from .schema import current_version, quote
-from .values import INT64_MAX, INT64_MIN, has_long_int, inherit_kinds, plain_object, to_object
+from .values import INT64_MAX, INT64_MIN, exact_object, has_long_int, inherit_kinds, plain_object, to_object
 
 BATCH = 2000
 _pack = struct.Struct(">d").pack
@@ -529,10 +529,9 @@ def _row_object(columns, values, content, db: Database | None = None, table: str
     """The exact JSON object of a row: from its version's typed encoding when the row matches it,
     else from the history version with the same row text (a checked-out or restored state), else
     (a change made outside nsl, not yet committed) from the SQL values alone."""
-    if content is not None:
-        ccols, cvals, ckinds = rowtext.decode_content(content)
-        if ccols == columns[:len(ccols)] and _same_values(values, cvals):
-            return to_object(ccols, cvals, ckinds)
+    obj = _exact_object(columns, values, content)
+    if obj is not None:
+        return obj
     if db is not None:
         merged = _merged_for(db, table, columns, values, key_col)
         if merged is not None:
@@ -555,6 +554,11 @@ def _merged_for(db: Database, table, columns, values, key_col):
     if all(type(by_name.get(c)) is type(v) and by_name.get(c) == v for c, v in zip(ccols, cvals)):
         return to_object(ccols, cvals, ckinds)
     return None
+
+
+def _exact_object(columns, values, content) -> dict | None:
+    """The object of a row that holds exactly the values of its version's typed encoding, else None."""
+    return None if content is None else exact_object(columns, values, content)
 
 
 def version_by_row_text(db: Database, table: str, columns, values, key_col: str | None = None):
@@ -581,12 +585,14 @@ def version_by_row_text(db: Database, table: str, columns, values, key_col: str 
 
 
 def _same_values(row, vvals) -> bool:
-    if len(row) < len(vvals):
+    """Whether the row holds exactly these values, then NULLs only (columns added since)."""
+    n = len(vvals)
+    if len(row) < n:
         return False
-    for a, b in zip(row, vvals):
-        if type(a) is not type(b) or a != b:
-            return False
-    return all(v is None for v in row[len(vvals):])
+    head = row[:n] if len(row) > n else row
+    # Equal as lists, then of the same types (1 == 1.0 == True): compared in C, a read's hot path.
+    return (head == vvals and list(map(type, head)) == list(map(type, vvals))
+            and (len(row) == n or row[n:].count(None) == len(row) - n))
 
 
 def key_candidates(key) -> list:
@@ -603,25 +609,52 @@ def key_candidates(key) -> list:
     return [key]
 
 
+def _find_row_sql(tbl: Table, n: int) -> str:
+    return (f"SELECT t.*, v.content FROM {tbl.q} AS t LEFT JOIN nsl_version v ON v.vid = "
+            f"{current_version('?', 't.' + tbl.qkey)} AND v.op != 'D' WHERE t.{tbl.qkey} IN ({','.join('?' * n)})")
+
+
 def _find_row(db: Database, tbl: Table, key):
+    """The user row of `key` (any of its candidates) with its current version's content, or None."""
     cands = key_candidates(key)
-    q = ",".join("?" * len(cands))
-    rows = db.conn.execute(
-        f"SELECT t.*, v.content FROM {tbl.q} AS t LEFT JOIN nsl_version v ON v.vid = "
-        f"{current_version('?', 't.' + tbl.qkey)} AND v.op != 'D' WHERE t.{tbl.qkey} IN ({q})", (tbl.name, *cands)
-    ).fetchall()
-    if not rows:
-        return None
-    return rows[0]
+    return db.conn.execute(tbl.sql("find_row", _find_row_sql, len(cands)), (tbl.name, *cands)).fetchone()
 
 
 def get(db: Database, table: str, key) -> dict:
+    """The object with `key` in `table`: as saved, or as its row now holds it (see _row_object)."""
+    if not db.conn.in_transaction:
+        obj = _get_in_one_statement(db, table, key)
+        if obj is not None:
+            return obj
     with db.read():
         tbl = db.table(table)
         row = _find_row(db, tbl, key)
         if row is None:
             raise UnknownObject(f"no object with key {key!r} in table {tbl.name!r}", table=tbl.name, key=key)
         return _row_object(tbl.columns, list(row[:-1]), row[-1], db, tbl.name, tbl.key_col)
+
+
+def _get_sql(tbl: Table, n: int) -> str:
+    return (f"SELECT t.*, v.content, {Database.DATA_VERSION_COLUMN} FROM {tbl.q} AS t LEFT JOIN nsl_version v ON v.vid = "
+            f"{current_version('?', 't.' + tbl.qkey)} AND v.op != 'D' WHERE t.{tbl.qkey} IN ({','.join('?' * n)})")
+
+
+def _get_in_one_statement(db: Database, table: str, key) -> dict | None:
+    """The usual case of get, in one statement (its own snapshot): the row, its current version, and
+    the data_version that says whether the table's kept metadata still held then (Database.confirm).
+    None whenever that is not all it takes (no such row, metadata changed since, a row that differs
+    from its version): get then reads again in one transaction, where every case is handled."""
+    tbl = db.table(table)
+    cands = key_candidates(key)
+    try:
+        row = db.conn.execute(tbl.sql("get", _get_sql, len(cands)), (tbl.name, *cands)).fetchone()
+    except sqlite3.OperationalError as e:
+        if str(e).startswith("no such"):
+            return None  # kept metadata of a table or key column that is gone
+        raise
+    if row is None or not db.confirm(row[-1]):
+        return None
+    return _exact_object(tbl.columns, list(row[:-2]), row[-2])
 
 
 def resolve_key(db: Database, tbl: Table, key):

@@ -7,6 +7,7 @@ its hash is the typed digest recorded in the commit line.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 from itertools import repeat as _repeat
 import math
@@ -143,16 +144,35 @@ def decode_cell(cell: str):
     raise ValueError(f"bad typed cell {cell[:20]!r}")
 
 
+@functools.lru_cache(maxsize=1024)
+def header_names(line: str) -> tuple:
+    """decode_header as a tuple, decoded once per distinct header (a table's versions share a few)."""
+    return tuple(decode_header(line))
+
+
 def decode_content(content: str):
     """(columns, sql_values, kinds) of a stored typed encoding."""
     head, _, body = content.partition("\n")
-    columns = decode_header(head)
+    # Reading objects is mostly this function: the common cells are decoded inline.
+    columns = list(header_names(head))
     values, kinds = [], []
     if columns:
+        add_value, add_kind = values.append, kinds.append
         for cell in body.split("|"):
-            v, k = decode_cell(cell)
-            values.append(v)
-            kinds.append(k)
+            tag = cell[:1]
+            if tag == "t":
+                add_value(bytes.fromhex(cell[1:]).decode("utf-8", "surrogatepass"))
+                add_kind(None)
+            elif tag == "i":
+                add_value(int(cell[1:]))
+                add_kind(None)
+            elif tag == "r":
+                add_value(_unpack(bytes.fromhex(cell[1:]))[0])
+                add_kind(None)
+            else:
+                v, k = decode_cell(cell)
+                add_value(v)
+                add_kind(k)
     if len(values) != len(columns):
         raise ValueError("typed encoding has a different number of cells and columns")
     return columns, values, kinds

@@ -7,6 +7,9 @@ hash in constant time, so the time it takes says nothing about how close a guess
 
 The tokens live in `nsl_token`, made on first use. They are not history: no commit records them, and
 they may be changed while an old commit is checked out.
+
+A server checks a token on every request: the stored hashes are read once per state of the database
+(`Database.cached`), so a token added or removed by another process counts from the next request on.
 """
 from __future__ import annotations
 
@@ -92,11 +95,21 @@ def remove(db: Database, name: str) -> None:
             raise UnknownToken(f"no token named {name!r}", hint="`nsl token list` shows the tokens", name=name)
 
 
+def _read_stored(db: Database) -> tuple:
+    if not _exists(db):
+        return ()
+    return tuple((name, role, str(stored).encode()) for name, role, stored in
+                 db.conn.execute("SELECT name, role, hash FROM nsl_token"))
+
+
+def _stored(db: Database) -> tuple:
+    """(name, role, hash as bytes) of every token, as the database holds them now."""
+    return db.cached("tokens", _read_stored, db)
+
+
 def count(db: Database) -> int:
     """How many tokens there are; with none, a server on loopback is open to every request."""
-    if not _exists(db):
-        return 0
-    return db.conn.execute("SELECT count(*) FROM nsl_token").fetchone()[0]
+    return len(_stored(db))
 
 
 def check(db: Database, token) -> tuple[str, str] | None:
@@ -104,12 +117,15 @@ def check(db: Database, token) -> tuple[str, str] | None:
 
     Every stored hash is compared, each with hmac.compare_digest, whatever matched before.
     """
-    if not isinstance(token, str) or not token or not _exists(db):
+    if not isinstance(token, str) or not token:
         return None
-    digest = _hash(token)
+    stored = _stored(db)
+    if not stored:
+        return None
+    digest = _hash(token).encode()
     found = None
-    for name, role, stored in db.conn.execute("SELECT name, role, hash FROM nsl_token").fetchall():
-        if hmac.compare_digest(str(stored).encode(), digest.encode()) and found is None:
+    for name, role, h in stored:
+        if hmac.compare_digest(h, digest) and found is None:
             found = (name, role)
     return found
 

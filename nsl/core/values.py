@@ -7,10 +7,12 @@ outside 64 bits are refused: SQLite cannot hold them and rounding them would los
 from __future__ import annotations
 
 import base64
+import struct
 
 import orjson
 
 from ..errors import InvalidJSON, InvalidObject, ValueOutOfRange
+from . import rowtext
 from .rowtext import ABSENT, FALSE, JSON, TRUE
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -116,12 +118,67 @@ def from_cell(v, kind):
 
 
 def to_object(columns, values, kinds) -> dict:
+    if kinds.count(None) == len(kinds):  # no JSON kinds (most rows): the values as they are, unless a blob
+        types = set(map(type, values))
+        if bytes not in types and memoryview not in types:
+            return dict(zip(columns, values))
     obj = {}
     for c, v, k in zip(columns, values, kinds):
         if k is None:
             obj[c] = v if not isinstance(v, (bytes, memoryview)) else from_cell(v, None)
         elif k != ABSENT:
             obj[c] = from_cell(v, k)
+    return obj
+
+
+_fromhex = bytes.fromhex
+_unpack_double = struct.Struct(">d").unpack
+
+
+def exact_object(columns, values, content: str) -> dict | None:
+    """The object of a row (its columns and SQL values) when the row holds exactly the values of the
+    typed encoding `content` (columns added since then empty), else None.
+
+    The same as to_object(*rowtext.decode_content(content)) after checking the decoded columns and
+    values against the row (same types: 1 is not 1.0), in one pass over the cells: reading an object is
+    mostly this, and it stops at the first cell that differs."""
+    head, _, body = content.partition("\n")
+    names = rowtext.header_names(head)
+    n = len(names)
+    cells = body.split("|") if n else ()
+    if len(cells) != n:
+        raise ValueError("typed encoding has a different number of cells and columns")
+    if len(columns) < n or len(values) < n or tuple(columns[:n]) != names:
+        return None
+    obj = {}
+    for name, v, cell in zip(names, values, cells):
+        tag = cell[:1]
+        if tag == "t":
+            c = _fromhex(cell[1:]).decode("utf-8", "surrogatepass")
+            if type(v) is not str or v != c:
+                return None
+        elif tag == "i":
+            c = int(cell[1:])
+            if type(v) is not int or v != c:
+                return None
+        elif tag == "r":
+            c = _unpack_double(_fromhex(cell[1:]))[0]
+            if type(v) is not float or v != c:
+                return None
+        elif tag == "n":
+            if v is not None:
+                return None
+            c = None
+        else:
+            c, kind = rowtext.decode_cell(cell)
+            if type(v) is not type(c) or v != c:
+                return None
+            if kind == ABSENT:
+                continue
+            c = from_cell(c, kind)
+        obj[name] = c
+    if len(values) > n and values[n:].count(None) != len(values) - n:
+        return None
     return obj
 
 

@@ -1,13 +1,16 @@
-"""The WSGI application: one route table, a middleware chain, and one JSON error shape.
+"""The WSGI application: one route table, one request pipeline, and one JSON error shape.
 
-A request passes through, in order:
+A request passes through, in order (the steps of `App.respond`, one function: a request is mostly
+the cost of this layer and one query, so it is not a chain of wrappers):
 
     errors      every exception becomes {"error": {"code", "message"}} with its HTTP status; anything
                 that is not an NslError is a 500 "internal error" (the traceback goes to stderr only)
     body cap    Content-Length beyond the cap is refused (413) before anything is read, and the input
                 stream is capped as it is read
     routing     unknown path: 404; known path, other method: 405 with an Allow header
-    database    the request's connection (one per server thread), and a time limit on its SQL
+    database    the request's connection (one per server thread), and a time limit on its SQL; a GET
+                (which changes nothing) is answered tentatively from kept tokens and metadata, checked
+                by its own statements, and again from one read transaction if they had changed
     auth        Bearer token; with no tokens in the database access is open; 401 / 403
                 (routes whose permission is PUBLIC, the web interface's files, skip database and auth)
     JSON body   parsed exactly (orjson; no silently rounded integer); invalid: 400 (so is a body of
@@ -18,7 +21,6 @@ Handlers return a JSON-able document (or a Response) and raise NslError for anyt
 """
 from __future__ import annotations
 
-import functools
 import http.client
 import re
 import sqlite3
@@ -26,6 +28,7 @@ import sys
 import threading
 import time
 import traceback
+import types
 from dataclasses import dataclass, field
 from typing import Callable
 from urllib.parse import parse_qsl, unquote_to_bytes
@@ -109,40 +112,70 @@ class Route:
     body: str | None = None         # None: no body; "json": a JSON body is required; "optional"
     summary: str = ""
     regex: re.Pattern = field(init=False, compare=False, repr=False)
+    # The pattern's segments, for matching without the regex: how many, the fixed ones by position,
+    # and the named ones by position.
+    nseg: int = field(init=False, compare=False, repr=False)
+    fixed: tuple = field(init=False, compare=False, repr=False)
+    named: tuple = field(init=False, compare=False, repr=False)
 
     def __post_init__(self):
-        parts = []
-        for seg in self.pattern.strip("/").split("/"):
+        parts, fixed, named = [], [], []
+        segs = self.pattern.strip("/").split("/")
+        for i, seg in enumerate(segs):
             if seg.startswith("{") and seg.endswith("}"):
                 parts.append(f"(?P<{seg[1:-1]}>[^/]+)")
+                named.append((i, seg[1:-1]))
             else:
                 parts.append(re.escape(seg))
+                fixed.append((i, seg))
         object.__setattr__(self, "regex", re.compile("/" + "/".join(parts)))
+        object.__setattr__(self, "nseg", len(segs))
+        object.__setattr__(self, "fixed", tuple(fixed))
+        object.__setattr__(self, "named", tuple(named))
+
+    def matches(self, segs: list[str]) -> bool:
+        """Whether a path split at '/' (without its leading one) fits the pattern: what `regex` says
+        of the path, with string comparisons only (each {name} is one segment, not empty)."""
+        if len(segs) != self.nseg:
+            return False
+        for i, text in self.fixed:
+            if segs[i] != text:
+                return False
+        for i, _ in self.named:
+            if not segs[i]:
+                return False
+        return True
 
 
-@dataclass
 class Response:
-    status: int
-    doc: object = None
-    headers: list = field(default_factory=list)
-    body: bytes | None = None       # the serialized doc, made inside the error handling
+    """What a handler may return instead of a document: a status, its own headers, ready bytes."""
+
+    __slots__ = ("status", "doc", "headers", "body")
+
+    def __init__(self, status: int, doc: object = None, headers: list | tuple = (), body: bytes | None = None):
+        self.status = status
+        self.doc = doc
+        self.headers = headers
+        self.body = body                # the serialized doc, made inside the error handling
 
 
 class Request:
     """What a handler sees: the path parameters, the query, the parsed body, the caller, the database."""
+
+    # Until set for this request (class attributes: one request object is made per request).
+    route: Route | None = None
+    params: dict[str, str] = types.MappingProxyType({})
+    _query: dict | None = None
+    json = None
+    db: Database | None = None
+    token_name: str | None = None
+    role: str | None = None
 
     def __init__(self, environ: dict, app: "App"):
         self.environ = environ
         self.app = app
         self.method = environ.get("REQUEST_METHOD", "GET").upper()
         self.raw_path = _raw_path(environ)
-        self.route: Route | None = None
-        self.params: dict[str, str] = {}
-        self._query: dict | None = None
-        self.json = None
-        self.db: Database | None = None
-        self.token_name: str | None = None
-        self.role: str | None = None
 
     # -- the caller
     def may(self, permission: str) -> bool:
@@ -153,6 +186,9 @@ class Request:
     def query(self) -> dict[str, str]:
         if self._query is None:
             qs = self.environ.get("QUERY_STRING", "")
+            if not qs:
+                self._query = {}
+                return self._query
             try:
                 pairs = parse_qsl(qs, keep_blank_values=True, encoding="utf-8", errors="strict")
             except (UnicodeDecodeError, ValueError):
@@ -213,6 +249,8 @@ def _raw_path(environ) -> str:
 
 
 def _decode_segment(seg: str) -> str:
+    if "%" not in seg and seg.isascii():
+        return seg  # nothing to decode (the usual case)
     try:
         return unquote_to_bytes(seg).decode("utf-8")
     except UnicodeDecodeError:
@@ -269,25 +307,26 @@ class App:
         self._opened: list[Database] = []
         self._lock = threading.Lock()
         self._generation = 0
-        self.middleware = [self.errors, self.body_cap, self.routing, self.database, self.auth, self.json_body]
-        handler = self.dispatch
-        for mw in reversed(self.middleware):
-            handler = functools.partial(mw, next_=handler)
-        self._handle = handler
 
     # -- WSGI
     def __call__(self, environ, start_response):
-        req = Request(environ, self)
-        resp = self._handle(req)
+        resp = self.respond(Request(environ, self))
         body = resp.body if resp.body is not None else dumps(resp.doc)
-        reason = http.client.responses.get(resp.status, "")
-        defaults = [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
-                    ("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff")]
-        given = {k.lower() for k, _ in resp.headers}  # a response's own headers replace the defaults
-        if resp.status == 304:
-            given |= {"content-type", "content-length"}  # no body, and no type or length of one
-        headers = [h for h in defaults if h[0].lower() not in given] + list(resp.headers)
-        start_response(f"{resp.status} {reason}", headers)
+        status = resp.status
+        if not resp.headers and status != 304:
+            headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+                       ("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff")]
+        else:
+            defaults = [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+                        ("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff")]
+            given = {k.lower() for k, _ in resp.headers}  # a response's own headers replace the defaults
+            if status == 304:
+                given |= {"content-type", "content-length"}  # no body, and no type or length of one
+            headers = [h for h in defaults if h[0].lower() not in given] + list(resp.headers)
+        line = _STATUS_LINES.get(status)
+        if line is None:
+            line = f"{status} {http.client.responses.get(status, '')}"
+        start_response(line, headers)
         return [body]
 
     def close(self):
@@ -312,10 +351,17 @@ class App:
             self._local.db = (self._generation, db)
         return db
 
-    # -- the chain
-    def errors(self, req: Request, next_) -> Response:
+    # -- the pipeline
+    def respond(self, req: Request) -> Response:
+        """The Response to one request: the steps of the module's docstring, in that order, with every
+        exception turned into the JSON error shape."""
         try:
-            resp = next_(req)
+            self.cap_body(req)
+            self.route(req)
+            if req.route.permission == PUBLIC:
+                resp = self.handle(req)  # the web interface's files: no database, no token
+            else:
+                resp = self.with_database(req)
             if resp.body is None:  # a Response may carry its bytes already (the web interface's files)
                 resp.body = dumps(resp.doc)
             return resp
@@ -344,9 +390,11 @@ class App:
             pass
         return error_response(Internal("internal error"))
 
-    def body_cap(self, req: Request, next_) -> Response:
+    def cap_body(self, req: Request) -> None:
         env = req.environ
-        text = (env.get("CONTENT_LENGTH") or "").strip()
+        text = env.get("CONTENT_LENGTH")
+        if text:
+            text = text.strip()
         if text:
             if not re.fullmatch(r"[0-9]{1,20}", text):
                 raise BadInput(f"invalid Content-Length {text!r}")
@@ -356,43 +404,69 @@ class App:
             env["nsl.content_length"] = n
         if env.get("wsgi.input") is not None:
             env["wsgi.input"] = _CappedInput(env["wsgi.input"], self.max_body)
-        return next_(req)
 
-    def routing(self, req: Request, next_) -> Response:
+    def route(self, req: Request) -> None:
+        """Find the request's route and its path parameters: the first route whose pattern and method
+        fit; a path some route fits with other methods only is a 405 naming them."""
+        path = req.raw_path
+        segs = path[1:].split("/") if path.startswith("/") else None
         allow = []
-        for route in self.routes:
-            m = route.regex.fullmatch(req.raw_path)
-            if m is None:
-                continue
-            if route.method == req.method:
-                req.route = route
-                req.params = {k: _decode_segment(v) for k, v in m.groupdict().items()}
-                return next_(req)
-            allow.append(route.method)
+        if segs is not None:
+            n = len(segs)
+            for route in self.routes:
+                if route.nseg != n or not route.matches(segs):
+                    continue
+                if route.method == req.method:
+                    req.route = route
+                    req.params = {name: _decode_segment(segs[i]) for i, name in route.named}
+                    return
+                allow.append(route.method)
         if allow:
             raise MethodNotAllowed(f"{req.method} is not allowed here; use {' or '.join(allow)}", allow)
         raise UnknownRoute(f"no such endpoint: {req.method} {req.raw_path[:200]}",
                            hint="the API lives under /api/v1 (for example GET /api/v1/tables)")
 
-    def database(self, req: Request, next_) -> Response:
-        if req.route.permission == PUBLIC:
-            return next_(req)  # the web interface's files: no database, no token
+    def with_database(self, req: Request) -> Response:
         db = self.open_db()
-        if db.conn.in_transaction:  # never inherit a transaction a failed request left behind
-            db.conn.execute("ROLLBACK")
+        conn = db.conn
+        if conn.in_transaction:  # never inherit a transaction a failed request left behind
+            conn.execute("ROLLBACK")
         deadline = time.monotonic() + self.time_limit
-        db.conn.set_progress_handler(lambda: time.monotonic() > deadline, 20_000)
+        conn.set_progress_handler(lambda: time.monotonic() > deadline, 20_000)
         req.db = db
         try:
-            return next_(req)
+            if req.method == "GET":
+                return self.answer_get(req)
+            self.authorize(req)
+            return self.handle(req)
         finally:
-            db.conn.set_progress_handler(None, 0)
-            if db.conn.in_transaction:
-                db.conn.execute("ROLLBACK")
+            conn.set_progress_handler(None, 0)
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
 
-    def auth(self, req: Request, next_) -> Response:
-        if req.route.permission == PUBLIC:
-            return next_(req)
+    def answer_get(self, req: Request) -> Response:
+        """A GET (which changes nothing) is answered from the tokens and table metadata the connection
+        keeps, tentatively: the handler's own statements check that they still held (one GET of an
+        object is then one statement in all). If the database had changed, the answer, whatever it
+        was (a 401 included), is dropped and the GET is answered again from one read transaction."""
+        db = req.db
+        with db.tentative() as check:
+            try:
+                self.authorize(req)
+                resp = self.handle(req)
+            except (NslError, sqlite3.Error) as e:
+                resp = e
+        if not check.ok:
+            req.token_name = req.role = None
+            with db.read():
+                self.authorize(req)
+                return self.handle(req)
+        if isinstance(resp, BaseException):
+            raise resp
+        return resp
+
+    def authorize(self, req: Request) -> None:
+        """Set the caller's token name and role from the Authorization header, or refuse the request."""
         if tokens.count(req.db) == 0:
             req.role = "admin"  # no tokens: open access (serve refuses this off loopback)
         else:
@@ -411,9 +485,9 @@ class App:
         if not req.may(need):
             raise Forbidden(f"token {req.token_name!r} has role {req.role!r}, which may not {need}",
                             hint=f"use a token whose role allows {need}")
-        return next_(req)
 
-    def json_body(self, req: Request, next_) -> Response:
+    def handle(self, req: Request) -> Response:
+        """Parse the JSON body (when the route takes one), check the query, run the handler."""
         mode = req.route.body
         if mode is not None:
             raw = req.read_body()
@@ -424,12 +498,13 @@ class App:
             elif raw:
                 # An optional body is left out by sending no bytes at all; whitespace alone is not JSON.
                 raise InvalidJSON("invalid JSON: the body is only whitespace; send a JSON document, or no body")
-        return next_(req)
-
-    def dispatch(self, req: Request) -> Response:
         req.query  # noqa: B018  (unknown query parameters fail before the handler runs)
         out = req.route.handler(req)
         return out if isinstance(out, Response) else Response(200, out)
+
+
+# "200 OK" and the like, made once.
+_STATUS_LINES = {code: f"{code} {reason}" for code, reason in http.client.responses.items()}
 
 
 def error_response(e: NslError) -> Response:

@@ -125,3 +125,57 @@ def test_decode_content_round_trips_every_tag():
     kinds = [None, None, None, None, None, "T", "F", "j", "-"]
     content = rowtext.header(cols) + "\n" + "|".join(rowtext.typed_cell(v, k) for v, k in zip(vals, kinds))
     assert rowtext.decode_content(content) == (cols, vals, kinds)
+
+
+# ---- exact_object: decode, compare with the row, build the object, in one pass -------------------
+
+def _composed(columns, values, content):
+    """What exact_object must equal: decode_content, compare (same types), to_object."""
+    from nsl.core.values import to_object
+
+    ccols, cvals, ckinds = rowtext.decode_content(content)
+    n = len(ccols)
+    if ccols != columns[:n] or len(values) < n:
+        return None
+    if any(type(a) is not type(b) or a != b for a, b in zip(values, cvals)):
+        return None
+    if any(v is not None for v in values[n:]):
+        return None
+    return to_object(ccols, cvals, ckinds)
+
+
+ABSENT_MARK = object()  # an attribute the object does not have
+_json_value = st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**63 - 1),
+                        st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=5),
+                        st.lists(st.integers(-3, 3), max_size=2), st.dictionaries(st.text(max_size=2), st.booleans(), max_size=2),
+                        st.binary(max_size=3), st.just(ABSENT_MARK))
+
+
+@settings(max_examples=300, deadline=None)
+@given(cells=st.lists(_json_value, max_size=5), extra=st.lists(st.one_of(st.none(), st.integers(0, 1)), max_size=2),
+       tweak=st.integers(-1, 6), data=st.data())
+def test_exact_object_is_decode_compare_and_build(cells, extra, tweak, data):
+    from nsl.core.values import exact_object, to_cell
+
+    columns = [f"c{i}" for i in range(len(cells))]
+    values, kinds = [], []
+    for v in cells:
+        if v is ABSENT_MARK:
+            values.append(None)
+            kinds.append(rowtext.ABSENT)
+        elif isinstance(v, bytes):
+            values.append(v)
+            kinds.append(None)
+        else:
+            sv, k = to_cell(v)
+            values.append(sv)
+            kinds.append(k)
+    content = rowtext.header(columns) + "\n" + "|".join(rowtext.typed_cell(v, k) for v, k in zip(values, kinds))
+    row = values + extra
+    cols = columns + [f"x{i}" for i in range(len(extra))]
+    if 0 <= tweak < len(row):  # a row changed outside nsl: another value, or another type of it
+        row[tweak] = data.draw(st.one_of(st.none(), st.integers(-2, 2), st.floats(-2, 2), st.text(max_size=2),
+                                         st.booleans().map(int)))
+    if tweak == 6 and cols:
+        cols[0] = "renamed"
+    assert exact_object(cols, row, content) == _composed(cols, row, content)

@@ -268,12 +268,12 @@ def test_body_cap_while_reading():
     from nsl.server.app import BodyTooLarge, Request, _CappedInput
 
     env = {"REQUEST_METHOD": "POST", "wsgi.input": io.BytesIO(b"x" * 1000), "wsgi.input_terminated": True}
-    app.body_cap(Request(env, app), lambda req: None)
+    app.cap_body(Request(env, app))
     assert isinstance(env["wsgi.input"], _CappedInput)
     with pytest.raises(BodyTooLarge):
         Request(env, app).read_body()
     env = {"REQUEST_METHOD": "POST", "wsgi.input": io.BytesIO(b"x" * 100), "wsgi.input_terminated": True}
-    app.body_cap(Request(env, app), lambda req: None)
+    app.cap_body(Request(env, app))
     assert Request(env, app).read_body() == b"x" * 100
 
 
