@@ -20,7 +20,7 @@ from . import conflicts, query, rowtext
 from .commits import CommitWriter
 from .database import Database, Table, check_column_name, check_table_name
 from .multirow import insert_many
-from .prepare import Prepared, compute_columns, compute_rows, new_key, normalize, rows_of  # noqa: F401
+from .prepare import Prepared, compute_columns, compute_rows, hash_rows, new_key, normalize, rows_of  # noqa: F401
 from .rowtext import JSON, header, typed_cell
 from .schema import current_version, quote, sql_literal
 from .values import INT64_MAX, INT64_MIN, has_long_int, inherit_kinds, plain_object, to_object
@@ -126,7 +126,8 @@ class _Saver:
         self.keys = []
         self.changed = 0
         self.writer: CommitWriter | None = None
-        self.sha = rowtext.hasher(db.hash_algo)
+        self.algo = db.hash_algo
+        self.sha = rowtext.hasher(self.algo)
         self.pos = 0
         self.known_json = set(tbl.json_columns) if tbl else set()
         self.created_here = tbl is None
@@ -179,8 +180,7 @@ class _Saver:
 
     def add_batch(self, batch):
         self.admit(batch)
-        self.add_prepared(compute_columns(batch, self.tbl.columns, self.key_col, self.db.hash_algo,
-                                          self.known_json))
+        self.add_prepared(compute_columns(batch, self.tbl.columns, self.key_col, self.algo, self.known_json))
 
     def _optimistic(self) -> bool:
         """Whether batches may go in with a plain INSERT, without looking their keys up first (most bulk
@@ -199,6 +199,7 @@ class _Saver:
         and one hash update; otherwise (or if columns were added since it was prepared) the general
         path."""
         tbl, w, conn = self.tbl, self.writer, self.db.conn
+        p = hash_rows(p, self.algo)
         if p.cols != tbl.columns or not self._optimistic():
             self.add_rows(rows_of(p), p.new_json, p.cols, p.count)
             return

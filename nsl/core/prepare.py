@@ -39,13 +39,15 @@ def new_key() -> str:
 class Prepared(NamedTuple):
     """A batch ready to insert, by column: `values[i]` holds column cols[i] of every row, and row j's
     version is (keys[j], uuids[j], digests[j], contents[j]). Keys are distinct, in first-seen order.
+    Unhashed (see compute_columns), uuids and digests are None and texts holds each row's row text.
     A worker sends it as a plain tuple (marshal takes no subclasses): Prepared._make() restores it."""
     cols: list
     keys: list
     values: list
-    uuids: list
-    digests: list
+    uuids: list | None
+    digests: list | None
     contents: list
+    texts: list | None
     new_json: set
     count: int      # objects in the batch (more than the rows when a key came twice)
 
@@ -75,42 +77,59 @@ def compute_rows(batch, cols, key_col, algo, known_json=frozenset()):
     sha = _hasher(algo)
     key_i = idx[key_col]
     try:
-        out = _columnar(batch, cols, idx, hdr, sha)
+        out = _columnar(batch, cols, idx, hdr)
         if out is not None:
-            values, uuids, digests, contents = out
+            values, texts, contents = out
+            uuids, digests = hexdigests(sha, texts), hexdigests(sha, list(map(_encode, contents)))
             return dict(zip(values[key_i], zip(zip(*values), uuids, digests, contents))), set()
         new_json = set()
         return _rowwise(batch, len(cols), idx, hdr, sha, key_i, new_json), new_json
     except UnicodeEncodeError:
-        raise InvalidJSON("a string holds a lone surrogate (invalid Unicode); it cannot be stored") from None
+        raise _surrogate() from None
 
 
-def compute_columns(batch, cols, key_col, algo, known_json=frozenset()) -> Prepared:
-    """The batch as a Prepared, for normalized objects whose attributes are all in `cols`."""
+def _surrogate():
+    return InvalidJSON("a string holds a lone surrogate (invalid Unicode); it cannot be stored")
+
+
+def compute_columns(batch, cols, key_col, algo, known_json=frozenset(), *, hashed=True) -> Prepared:
+    """The batch as a Prepared, for normalized objects whose attributes are all in `cols`. With
+    hashed=False the hashing may be left to hashed(): a bulk save's worker leaves it to the writer,
+    which would otherwise wait for the worker a third of the time."""
     idx = {c: i for i, c in enumerate(cols)}
     try:
-        out = _columnar(batch, cols, idx, header(cols) + "\n", _hasher(algo))
+        out = _columnar(batch, cols, idx, header(cols) + "\n")
     except UnicodeEncodeError:
-        raise InvalidJSON("a string holds a lone surrogate (invalid Unicode); it cannot be stored") from None
+        raise _surrogate() from None
     if out is not None:
-        values, uuids, digests, contents = out
+        values, texts, contents = out
         keys = values[idx[key_col]]
         if len(set(keys)) == len(keys):
-            return Prepared(cols, keys, values, uuids, digests, contents, set(), len(batch))
+            p = Prepared(cols, keys, values, None, None, contents, texts, set(), len(batch))
+            return hash_rows(p, algo) if hashed else p
     rows, new_json = compute_rows(batch, cols, key_col, algo, known_json)
     return from_rows(rows, cols, new_json, len(batch))
+
+
+def hash_rows(p: Prepared, algo: str) -> Prepared:
+    """The Prepared with its version uuids and typed digests, computing them if it has none yet."""
+    if p.texts is None:
+        return p
+    sha = _hasher(algo)
+    return p._replace(uuids=hexdigests(sha, p.texts), digests=hexdigests(sha, list(map(_encode, p.contents))),
+                      texts=None)
 
 
 def from_rows(rows: dict, cols, new_json, count) -> Prepared:
     """The Prepared of rows as compute_rows gives them."""
     if not rows:
-        return Prepared(cols, [], [()] * len(cols), [], [], [], new_json, count)
+        return Prepared(cols, [], [()] * len(cols), [], [], [], None, new_json, count)
     vals, uuids, digests, contents = zip(*rows.values())
-    return Prepared(cols, list(rows), list(zip(*vals)), uuids, digests, contents, new_json, count)
+    return Prepared(cols, list(rows), list(zip(*vals)), uuids, digests, contents, None, new_json, count)
 
 
 def rows_of(p: Prepared) -> dict:
-    """The rows of a Prepared as compute_rows gives them (for the general write path)."""
+    """The rows of a hashed Prepared as compute_rows gives them (for the general write path)."""
     return dict(zip(p.keys, zip(zip(*p.values), p.uuids, p.digests, p.contents)))
 
 
@@ -162,10 +181,10 @@ def real_hex(colvals) -> list[str]:
     return list(map(hexed.__getitem__, _slices(m, 16)))
 
 
-def _columnar(batch, cols, idx, hdr, sha):
+def _columnar(batch, cols, idx, hdr):
     """The bulk path: every object has the same attributes and each attribute one plain type (str,
     int or float). Works a column at a time with C-level map() calls, several times faster than
-    the row-wise path; returns (values by column, uuids, digests, contents), or None when the
+    the row-wise path; returns (values by column, row texts as UTF-8, contents), or None when the
     batch does not qualify. Row text and content are each one %-format per row; an absent column is
     a constant in the formats (empty text, `-` cell) and NULL in the values."""
     attrs = tuple(batch[0]) if batch else ()
@@ -215,11 +234,9 @@ def _columnar(batch, cols, idx, hdr, sha):
             values[i] = absent
     text_fmt = "|".join(text_fmt)
     cell_fmt = hdr.replace("%", "%%") + "|".join(cell_fmt)
-    rows = list(zip(*[a for a in text_args if a is not None]))
-    uuids = hexdigests(sha, list(map(_encode, map(text_fmt.__mod__, rows))))
+    texts = list(map(_encode, map(text_fmt.__mod__, zip(*[a for a in text_args if a is not None]))))
     contents = list(map(cell_fmt.__mod__, zip(*[a for a in cell_args if a is not None])))
-    digests = hexdigests(sha, list(map(_encode, contents)))
-    return values, uuids, digests, contents
+    return values, texts, contents
 
 
 def _rowwise(batch, n, idx, hdr, sha, key_i, new_json):

@@ -1,11 +1,13 @@
-"""A forked helper process that runs one function on the arguments it is sent, over two pipes.
+"""A forked helper process that runs a generator and sends what it yields back over a pipe.
 
 Lighter than multiprocessing.Pool, whose feeder and result threads compete with the writer for the
-GIL and pickle every tuple: here the writer's own thread sends and receives, messages are marshal
-(plain values only: what a prepared batch is, see prepare.Prepared), and only an exception is pickled.
+GIL and pickle every tuple: the writer's own thread receives, messages are marshal (plain values
+only: what a prepared batch is, see prepare.Prepared), and only an exception is pickled. The pipe
+is the only way back, so the helper runs ahead of the writer by what the pipe holds and no more,
+and it never waits for the writer except when the pipe is full: no deadlock is possible.
 
-The helper never touches the database. If the writer dies, even by SIGKILL, the helper reads end of
-file or gets EPIPE, and exits; the writer kills it when it gives up on a save.
+The helper never touches the database. If the writer dies, even by SIGKILL, the helper is killed
+too (Linux) or gets EPIPE at its next write; the writer kills it when it gives up on a save.
 """
 from __future__ import annotations
 
@@ -17,8 +19,9 @@ import struct
 
 from ..errors import NslError
 
-_HEADER = struct.Struct("<cQ")  # kind (b"M" marshal, b"P" pickled exception), payload length
-_PIPE_SIZE = 1 << 20  # room for a whole batch, so the helper can write it and go on (Linux only)
+_HEADER = struct.Struct("<cQ")  # kind, payload length
+_ITEM, _ERROR, _END = b"M", b"P", b"E"  # marshal of an item, a pickled exception, the end
+_PIPE_SIZE = 1 << 20  # a couple of batches: the helper can run that far ahead (Linux only)
 
 
 def _grow(fd: int) -> None:
@@ -27,24 +30,26 @@ def _grow(fd: int) -> None:
 
         fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
     except (ImportError, AttributeError, OSError):
-        pass  # a smaller pipe only means more, smaller writes
+        pass  # a smaller pipe only means less room to run ahead
 
 
-def _send(f, kind: bytes, payload: bytes) -> None:
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGKILL this process when the writer dies, rather than waiting for a write to fail
+    (the helper may be blocked reading a slow stdin)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:
+        os._exit(1)  # the writer died before that took effect
+
+
+def _send(f, kind: bytes, payload: bytes = b"") -> None:
     f.write(_HEADER.pack(kind, len(payload)))
     f.write(payload)
     f.flush()
-
-
-def _recv(f):
-    head = f.read(_HEADER.size)
-    if len(head) < _HEADER.size:
-        return None, None  # end of file: the other side is done, or gone
-    kind, size = _HEADER.unpack(head)
-    payload = f.read(size)
-    if len(payload) < size:
-        return None, None
-    return kind, payload
 
 
 def _pickled(exc: BaseException) -> bytes:
@@ -54,70 +59,58 @@ def _pickled(exc: BaseException) -> bytes:
         return pickle.dumps(NslError(f"{type(exc).__name__}: {exc}"))
 
 
-def _serve(fn, tasks_fd: int, results_fd: int) -> None:
-    with open(tasks_fd, "rb") as tasks, open(results_fd, "wb") as results:
-        while True:
-            kind, payload = _recv(tasks)
-            if kind is None:
-                return
-            try:
-                out = b"M", marshal.dumps(fn(*marshal.loads(payload)))
-            except Exception as e:
-                out = b"P", _pickled(e)
-            _send(results, *out)
-
-
 class Worker:
-    """One forked process running `fn`. close_fds: descriptors of earlier workers, which this one must
-    not keep open (they would hide the writer's end of file or death from those workers)."""
+    """Runs `produce(*args)` (a generator) in a forked process; receive() gives what it yields, in
+    order, then None. Fork only from a single-threaded process."""
 
-    def __init__(self, fn, close_fds=()):
-        task_r, task_w = os.pipe()
-        res_r, res_w = os.pipe()
-        _grow(task_w)
-        _grow(res_w)
+    def __init__(self, produce, *args):
+        read_fd, write_fd = os.pipe()
+        _grow(write_fd)
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the helper: never returns into the caller's code
             code = 1
             try:
                 signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the writer's to handle
-                for fd in (task_w, res_r, *close_fds):
-                    os.close(fd)
-                _serve(fn, task_r, res_w)
+                os.close(read_fd)
+                with open(write_fd, "wb") as out:
+                    try:
+                        for i, item in enumerate(produce(*args)):
+                            data = marshal.dumps(item)
+                            del item  # before the generator makes the next one
+                            _send(out, _ITEM, data)
+                            del data
+                            if i == 0:
+                                _die_with_parent(parent)  # once the first item is out: ctypes takes ms
+                    except Exception as e:
+                        _send(out, _ERROR, _pickled(e))
+                    else:
+                        _send(out, _END)
                 code = 0
             except BaseException:
                 pass
             finally:
                 os._exit(code)
-        os.close(task_r)
-        os.close(res_w)
+        os.close(write_fd)
         self.pid = pid
-        self._tasks = open(task_w, "wb")
-        self._results = open(res_r, "rb")
-
-    def fds(self) -> list[int]:
-        return [f.fileno() for f in (self._tasks, self._results) if not f.closed]
-
-    def send(self, args: tuple) -> None:
-        _send(self._tasks, b"M", marshal.dumps(args))
+        self._results = open(read_fd, "rb")
 
     def receive(self):
-        """The result of the oldest task sent; raises the exception it raised."""
-        kind, payload = _recv(self._results)
-        if kind is None:
-            raise NslError("the worker process preparing the objects stopped unexpectedly")
-        if kind == b"P":
-            raise pickle.loads(payload)
-        return marshal.loads(payload)
-
-    def finish(self) -> None:
-        """No more tasks: the helper exits once it has sent what it was given."""
-        if not self._tasks.closed:
-            self._tasks.close()
+        """The next item, or None after the last; raises what the generator raised."""
+        head = self._results.read(_HEADER.size)
+        if len(head) == _HEADER.size:
+            kind, size = _HEADER.unpack(head)
+            payload = self._results.read(size)
+            if len(payload) == size:
+                if kind == _ITEM:
+                    return marshal.loads(payload)
+                if kind == _END:
+                    return None
+                raise pickle.loads(payload)
+        raise NslError("the worker process preparing the objects stopped unexpectedly")
 
     def close(self) -> None:
-        """Stop the helper (it may still be busy if the save failed) and reap it."""
-        self.finish()
+        """Stop the helper (it is still busy if the save failed) and reap it."""
         self._results.close()
         if self.pid:
             try:
