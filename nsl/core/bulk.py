@@ -90,11 +90,11 @@ def _with_new_attributes(cols, objs) -> list:
 
 def save_lines(db: Database, table: str, stream: BinaryIO, *, key=None, message=None, author=None,
                meta=None, collect_keys=False) -> objects.WriteResult:
-    """Save the objects of a JSON-lines (or JSON) stream into `table` in one commit. With a worker, the
-    worker reads the stream after the first block: this process must not read it any more."""
+    """Save the objects of a JSON-lines (or JSON) stream into `table` in one commit, a block of lines
+    at a time. With a worker, the worker reads the stream after the first block."""
     head = stream.peek(64)[:64] if hasattr(stream, "peek") else b""
     first = head.lstrip()[:1]
-    if not parallel_ok() or first in (b"[", b""):
+    if first in (b"[", b""):
         return objects.save(db, table, objects.iter_json_input(stream), key=key, message=message,
                             author=author, meta=meta, collect_keys=collect_keys)
     block0 = list(itertools.islice(stream, objects.BATCH))
@@ -111,15 +111,14 @@ def save_lines(db: Database, table: str, stream: BinaryIO, *, key=None, message=
 
     def feed(saver):
         algo = db.hash_algo
-        saver.admit(objs0)  # the table now has the first batch's columns: the worker hashes for those
-        if len(block0) == objects.BATCH:  # else the first block was the whole stream
-            workers.append(Worker(_produce, stream, objects.BATCH, len(block0) + 1, len(objs0),
-                                  list(saver.tbl.columns), saver.key_col, algo))
+        saver.admit(objs0)  # the table now has the first batch's columns: the worker works for those
+        rest = (stream, objects.BATCH, len(block0) + 1, len(objs0), list(saver.tbl.columns), saver.key_col, algo)
+        if len(block0) == objects.BATCH and parallel_ok():  # (a shorter first block was all of it)
+            workers.append(Worker(_produce, *rest))
         saver.add_prepared(prepare.compute_columns(objs0, saver.tbl.columns, saver.key_col, algo,
                                                    saver.known_json))
-        for w in workers:
-            while (result := w.receive()) is not None:
-                _apply(saver, result)
+        for item in (_received(workers[0]) if workers else _produce(*rest)):
+            _apply(saver, item)
         return True
 
     try:
@@ -128,6 +127,11 @@ def save_lines(db: Database, table: str, stream: BinaryIO, *, key=None, message=
     finally:
         for w in workers:
             w.close()
+
+
+def _received(worker: Worker):
+    while (item := worker.receive()) is not None:
+        yield item
 
 
 def _apply(saver, result):

@@ -142,7 +142,7 @@ class _Saver:
         known = set(cols)
         lower = {c.lower(): c for c in cols}
         new_cols = []
-        for obj in batch:
+        for obj in (() if all(map(known.issuperset, batch)) else batch):
             if not known.issuperset(obj):
                 for a in obj:
                     if a in known:
