@@ -185,13 +185,12 @@ class _Saver:
     def _optimistic(self) -> bool:
         """Whether batches may go in with a plain INSERT, without looking their keys up first (most bulk
         saves bring new keys only; a key that exists makes the INSERT fail, and the batch is redone with
-        lookups). Not when keys were deleted outside nsl and not yet committed (a live version but no
-        row, which a plain INSERT would not notice), nor when the table has objects in conflict (one
-        whose table shows a deletion has no row either, and its new line must name its live leaves)."""
+        lookups). Not when keys were deleted outside nsl and not yet committed: they have a live version
+        but no row, which a plain INSERT would not notice. (An object in conflict with a live leaf
+        always has its row: the table shows a live leaf whenever there is one.)"""
         if self.optimistic is None:
             self.optimistic = not self.db.conn.execute(
-                "SELECT 1 FROM nsl_pending WHERE tid=? LIMIT 1", (self.tbl.tid,)).fetchone() \
-                and not conflicts.has_any(self.db, self.tbl.name)
+                "SELECT 1 FROM nsl_pending WHERE tid=? LIMIT 1", (self.tbl.tid,)).fetchone()
         return self.optimistic
 
     def add_prepared(self, p: Prepared):
