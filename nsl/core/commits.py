@@ -47,9 +47,10 @@ def line_text(op, tbl, uuid, digest, parents) -> str:
 
 
 def _insert_lines_text(table: str, uuids, digests) -> str:
-    """The text of I lines of one table: one format string applied in C, not a call per line."""
-    fmt = "I " + encode_name(table).replace("{", "{{").replace("}", "}}") + " {} {}\n"
-    return "".join(map(fmt.format, uuids, digests))
+    """The text of I lines of one table, joined in C from its pieces: no call per line."""
+    rep = itertools.repeat
+    return "".join(itertools.chain.from_iterable(zip(rep(f"I {encode_name(table)} "), uuids, rep(" "), digests,
+                                                     rep("\n"))))
 
 
 def header_text(db_code, date, parents, meta) -> str:
