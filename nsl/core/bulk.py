@@ -1,10 +1,11 @@
-"""Bulk saves of JSON lines on two cores: a worker process parses and hashes the next batch while this
-process writes the current one into SQLite.
+"""Bulk saves of JSON lines on two cores: a worker process reads, parses and lays out the next batches
+(row texts and typed encodings) while this process hashes and writes the current one into SQLite.
 
-Hashing (two SHA-1s and a typed encoding per object) costs more than SQLite's inserts, and Python
-threads cannot overlap them, so the work is split across processes. The worker is forked, only
-computes, and never touches the database: the single writer stays this process, in one transaction.
-It reads the input itself after the first block and sends prepared batches over a pipe (workers.py).
+That work costs more than SQLite's inserts, and Python threads cannot overlap it, so it is split
+across processes. The worker is forked, only computes, and never touches the database: the single
+writer stays this process, in one transaction. It reads the input itself after the first block and
+streams prepared batches over a pipe (workers.py); when the writer runs out of work anyway (the worker
+is slower, or gets less CPU on a busy machine) it asks for the next block as lines and does all of it.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from ..errors import InvalidJSON, InvalidObject, NslError
 from . import objects, prepare
 from .database import Database
 from .values import has_long_int, loads
-from .workers import Worker
+from .workers import Requests, Worker
 
 def parallel_ok() -> bool:
     """Whether to use a worker (NSL_WORKERS=0 says no). Fork is safe only in a single-threaded process
@@ -48,16 +49,26 @@ def parse_lines(lines: list[bytes], first_lineno: int) -> list:
     return out
 
 
-def _produce(stream, size, lineno, pos, cols, key_col, algo):
+def _produce(stream, size, lineno, pos, cols, key_col, algo, requests=None):
     """In the worker: the rest of the stream, a block of `size` lines at a time, parsed, checked, given
-    keys and hashed for the columns `cols`, as plain tuples (what the pipe carries). A block with new
-    attributes goes back as its objects, unhashed, since only the writer may add columns; the worker
-    then works for the columns the writer adds for them (the writer checks, see add_prepared). The
-    hashing itself is left to the writer: it would otherwise wait for the worker a third of the time."""
+    keys and laid out for the columns `cols`, as plain tuples (what the pipe carries). A block with new
+    attributes goes back as its objects, since only the writer may add columns; the worker then works
+    for the columns the writer adds for them (the writer checks, see add_prepared). The hashing is
+    left to the writer, which would otherwise wait for the worker a third of the time; and when the
+    writer still runs out of work (on a busy machine the worker gets less CPU), it asks (`requests`)
+    and the next block goes to it as lines, for it to do all of it."""
     while True:
         block = list(itertools.islice(stream, size))
         if not block:
             return
+        if requests is not None and requests.take():
+            item = ("lines", block, lineno)
+            lineno += len(block)
+            pos += len(block) - sum(map(bytes.isspace, block))  # the objects in it (see parse_lines)
+            del block
+            yield item
+            del item
+            continue
         objs = parse_lines(block, lineno)
         lineno += len(block)
         del block
@@ -113,11 +124,12 @@ def save_lines(db: Database, table: str, stream: BinaryIO, *, key=None, message=
         algo = db.hash_algo
         saver.admit(objs0)  # the table now has the first batch's columns: the worker works for those
         rest = (stream, objects.BATCH, len(block0) + 1, len(objs0), list(saver.tbl.columns), saver.key_col, algo)
+        requests = Requests()
         if len(block0) == objects.BATCH and parallel_ok():  # (a shorter first block was all of it)
-            workers.append(Worker(_produce, *rest))
+            workers.append(Worker(_produce, *rest, requests))
         saver.add_prepared(prepare.compute_columns(objs0, saver.tbl.columns, saver.key_col, algo,
                                                    saver.known_json))
-        for item in (_received(workers[0]) if workers else _produce(*rest)):
+        for item in (_received(workers[0], requests) if workers else _produce(*rest)):
             _apply(saver, item)
         return True
 
@@ -129,15 +141,22 @@ def save_lines(db: Database, table: str, stream: BinaryIO, *, key=None, message=
             w.close()
 
 
-def _received(worker: Worker):
-    while (item := worker.receive()) is not None:
+def _received(worker: Worker, requests: Requests):
+    while True:
+        if not worker.ready():
+            requests.ask()  # nothing to do until it comes: take the block after it in this process
+        item = worker.receive()
+        if item is None:
+            return
         yield item
 
 
 def _apply(saver, result):
-    kind, payload = result
+    kind, payload = result[:2]
     if kind == "objects":
         saver.add_batch(payload)
+    elif kind == "lines":
+        saver.add_batch(parse_lines(payload, result[2]))
     else:
         saver.add_prepared(prepare.Prepared._make(payload))
 

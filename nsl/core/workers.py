@@ -12,8 +12,10 @@ too (Linux) or gets EPIPE at its next write; the writer kills it when it gives u
 from __future__ import annotations
 
 import marshal
+import mmap
 import os
 import pickle
+import select
 import signal
 import struct
 
@@ -59,6 +61,33 @@ def _pickled(exc: BaseException) -> bytes:
         return pickle.dumps(NslError(f"{type(exc).__name__}: {exc}"))
 
 
+class Requests:
+    """Requests from the writer to the helper, in memory both processes share: the writer asks (a
+    count only it writes) and the helper takes (a count only it writes), so neither needs a lock."""
+
+    _slot = struct.Struct("<Q")
+
+    def __init__(self):
+        self._mem = mmap.mmap(-1, 16)  # anonymous and shared: the forked helper sees the same page
+
+    def _get(self, i: int) -> int:
+        return self._slot.unpack_from(self._mem, 8 * i)[0]
+
+    def ask(self) -> None:
+        """Ask for one more, unless one is still pending."""
+        asked = self._get(0)
+        if asked == self._get(1):
+            self._slot.pack_into(self._mem, 0, asked + 1)
+
+    def take(self) -> bool:
+        """In the helper: whether the writer asked for something, taking the request if so."""
+        given = self._get(1)
+        if self._get(0) > given:
+            self._slot.pack_into(self._mem, 8, given + 1)
+            return True
+        return False
+
+
 class Worker:
     """Runs `produce(*args)` (a generator) in a forked process; receive() gives what it yields, in
     order, then None. Fork only from a single-threaded process."""
@@ -93,15 +122,29 @@ class Worker:
                 os._exit(code)
         os.close(write_fd)
         self.pid = pid
-        self._results = open(read_fd, "rb")
+        self._results = open(read_fd, "rb", buffering=0)  # unbuffered, so that ready() can tell
+
+    def ready(self) -> bool:
+        """Whether the next item (or the start of it) has arrived, without waiting."""
+        return bool(select.select([self._results], [], [], 0)[0])
+
+    def _read(self, size: int):
+        buf = bytearray(size)
+        view, got = memoryview(buf), 0
+        while got < size:
+            n = self._results.readinto(view[got:])
+            if not n:
+                return None
+            got += n
+        return buf
 
     def receive(self):
         """The next item, or None after the last; raises what the generator raised."""
-        head = self._results.read(_HEADER.size)
-        if len(head) == _HEADER.size:
+        head = self._read(_HEADER.size)
+        if head is not None:
             kind, size = _HEADER.unpack(head)
-            payload = self._results.read(size)
-            if len(payload) == size:
+            payload = self._read(size)
+            if payload is not None:
                 if kind == _ITEM:
                     return marshal.loads(payload)
                 if kind == _END:
