@@ -4,7 +4,9 @@ Lighter than multiprocessing.Pool, whose feeder and result threads compete with 
 GIL and pickle every tuple: the writer's own thread receives, messages are marshal (plain values
 only: what a prepared batch is, see prepare.Prepared), and only an exception is pickled. The pipe
 is the only way back, so the helper runs ahead of the writer by what the pipe holds and no more,
-and it never waits for the writer except when the pipe is full: no deadlock is possible.
+and it never waits for the writer except when the pipe is full: no deadlock is possible. The writer
+can still ask the helper for something (Requests, two counters in a shared page): the helper looks
+between items, and answers in its stream.
 
 The helper never touches the database. If the writer dies, even by SIGKILL, the helper is killed
 too (Linux) or gets EPIPE at its next write; the writer kills it when it gives up on a save.
