@@ -23,6 +23,7 @@ from .database import Database
 from .values import has_long_int, loads
 from .workers import Requests, Worker
 
+
 def parallel_ok() -> bool:
     """Whether to use a worker (NSL_WORKERS=0 says no). Fork is safe only in a single-threaded process
     (a server's threads could hold locks)."""
@@ -118,18 +119,21 @@ def save_lines(db: Database, table: str, stream: BinaryIO, *, key=None, message=
         rest = b"".join(block0) + stream.read()
         return objects.save(db, table, objects.iter_json_input(io.BytesIO(rest)), key=key, message=message,
                             author=author, meta=meta, collect_keys=collect_keys)
-    workers: list[Worker] = []
+    workers: list[Worker] = []  # the one worker, once forked
 
     def feed(saver):
         algo = db.hash_algo
         saver.admit(objs0)  # the table now has the first batch's columns: the worker works for those
         rest = (stream, objects.BATCH, len(block0) + 1, len(objs0), list(saver.tbl.columns), saver.key_col, algo)
-        requests = Requests()
         if len(block0) == objects.BATCH and parallel_ok():  # (a shorter first block was all of it)
+            requests = Requests()
             workers.append(Worker(_produce, *rest, requests))
+            items = _received(workers[0], requests)
+        else:
+            items = _produce(*rest)  # the same work in this process, never asked for lines
         saver.add_prepared(prepare.compute_columns(objs0, saver.tbl.columns, saver.key_col, algo,
                                                    saver.known_json))
-        for item in (_received(workers[0], requests) if workers else _produce(*rest)):
+        for item in items:
             _apply(saver, item)
         return True
 
