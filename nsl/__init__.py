@@ -7,28 +7,71 @@ The library API: open or create a database, then call the verbs on it.
     nsl.save(db, "people", [{"id": 1, "name": "Ada"}], message="first")
     list(nsl.find(db, "people", {"name": "Ada"}))
 """
-from .core import config
-from .core.adopt import init
-from .core.commits import head
-from .core.database import Database
-from .core.history import diff, history, log, show
-from .core.objects import commit_pending as commit
-from .core.objects import delete, find, get, row_hash, save, status
-from .core.sql import run as sql
-from .core.travel import checkout, restore, revert
-from .core.verify import rebuild, verify
-from .errors import NslError
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .core.database import Database
+
+# The API's names and where they live, imported on first use (PEP 562): a command such as `nsl save`
+# then loads only the modules it needs, not the sync client, verify or time travel.
+_LAZY = {
+    "config": (".core.config", None),
+    "init": (".core.adopt", "init"),
+    "head": (".core.commits", "head"),
+    "Database": (".core.database", "Database"),
+    "diff": (".core.history", "diff"),
+    "history": (".core.history", "history"),
+    "log": (".core.history", "log"),
+    "show": (".core.history", "show"),
+    "commit": (".core.objects", "commit_pending"),
+    "delete": (".core.objects", "delete"),
+    "find": (".core.objects", "find"),
+    "get": (".core.objects", "get"),
+    "row_hash": (".core.objects", "row_hash"),
+    "save": (".core.objects", "save"),
+    "status": (".core.objects", "status"),
+    "sql": (".core.sql", "run"),
+    "checkout": (".core.travel", "checkout"),
+    "restore": (".core.travel", "restore"),
+    "revert": (".core.travel", "revert"),
+    "rebuild": (".core.verify", "rebuild"),
+    "verify": (".core.verify", "verify"),
+    "NslError": (".errors", "NslError"),
+}
+
+
+def __getattr__(name: str):
+    try:
+        module, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = importlib.import_module(module, __name__)
+    if attr is not None:
+        value = getattr(value, attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __version__ = "0.1.0"
 
 
 def open(path=None) -> Database:  # noqa: A001  (the verb users expect)
     """Open an existing nsl database (path, then $NSL_DB, then ./nsl.db)."""
+    from .core.database import Database
+
     return Database.open(path)
 
 
 def pull(db: Database, remote: str | None = None, **kw):
     """Fetch what the remote (a name, an http(s) URL or a path) has and `db` lacks. See nsl.sync.client."""
+    from .core import config
     from .sync import client
 
     url, token, _ = config.resolve_remote(db, remote)
@@ -37,6 +80,7 @@ def pull(db: Database, remote: str | None = None, **kw):
 
 def push(db: Database, remote: str | None = None, **kw):
     """Send the remote what `db` has and it lacks."""
+    from .core import config
     from .sync import client
 
     url, token, _ = config.resolve_remote(db, remote)

@@ -1,6 +1,7 @@
 """The `nsl` command group: global options, opening the database, and turning errors into exit codes."""
 from __future__ import annotations
 
+import importlib
 import sqlite3
 import sys
 
@@ -30,7 +31,17 @@ class NslGroup(click.Group):
             sys.stderr.close()
             ctx.exit(0)
 
+    def get_command(self, ctx, name):
+        if name not in self.commands:
+            module = COMMAND_MODULES.get(name)
+            if module is None:
+                _register()  # an unknown name: every command, for the error's suggestions
+            else:
+                importlib.import_module(f"{__package__}.{module}")
+        return super().get_command(ctx, name)
+
     def list_commands(self, ctx):
+        _register()
         # The order a newcomer meets them in, as in git's help; anything unlisted goes last.
         order = {name: i for i, name in enumerate(COMMAND_ORDER)}
         return sorted(self.commands, key=lambda n: (order.get(n, len(order)), n))
@@ -41,6 +52,19 @@ COMMAND_ORDER = [
     "history", "checkout", "revert", "restore", "head", "verify", "rebuild", "hash", "remote", "clone", "push",
     "pull", "sync", "conflicts", "resolve", "config", "serve", "token", "demo",
 ]
+
+
+# The module defining each command, imported when the command runs (every one for --help): `nsl save`
+# then starts without importing the server, the sync client or verify, a tenth of a big save's time.
+# tests/cli/test_session.py checks that this names every command.
+COMMAND_MODULES = {
+    **dict.fromkeys(["save", "get", "find", "delete", "sql", "index"], "data"),
+    **dict.fromkeys(["init", "demo", "head", "verify", "rebuild", "hash"], "integrity"),
+    **dict.fromkeys(["serve", "token"], "serve"),
+    **dict.fromkeys(["push", "pull", "sync", "clone", "remote", "config", "conflicts", "resolve"], "sync"),
+    **dict.fromkeys(["status", "diff", "commit", "log", "show", "history", "checkout", "revert", "restore"],
+                    "timeline"),
+}
 
 
 class State:
@@ -79,9 +103,6 @@ pass_state = click.make_pass_decorator(State)
 
 def _register():
     from . import data, integrity, serve, sync, timeline  # noqa: F401  (commands attach themselves to `cli`)
-
-
-_register()
 
 
 def main(argv=None):

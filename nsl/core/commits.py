@@ -5,6 +5,7 @@ touches; hashing it covers every version and, through the parents, all earlier h
 """
 from __future__ import annotations
 
+import itertools
 import re
 import secrets
 
@@ -12,6 +13,7 @@ import orjson
 
 from ..errors import AmbiguousRef, NothingToCommit, UnknownCommit
 from .database import Database, now_iso
+from .multirow import insert_many
 from .rowtext import hasher
 
 _ENC = str.maketrans({"\\": "\\\\", " ": "\\s", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
@@ -42,6 +44,13 @@ def line_text(op, tbl, uuid, digest, parents) -> str:
     if op == "U":
         return f"U {t} {uuid} {digest} {parents}\n"
     return f"D {t} {parents}\n"
+
+
+def _insert_lines_text(table: str, uuids, digests) -> str:
+    """The text of I lines of one table, joined in C from its pieces: no call per line."""
+    rep = itertools.repeat
+    return "".join(itertools.chain.from_iterable(zip(rep(f"I {encode_name(table)} "), uuids, rep(" "), digests,
+                                                     rep("\n"))))
 
 
 def header_text(db_code, date, parents, meta) -> str:
@@ -118,26 +127,24 @@ class CommitWriter:
         """Write commit lines (vid, cid, tbl, key, op, uuid, digest, parents, content), in vid order."""
         if not rows:
             return
-        self.db.conn.executemany(
-            "INSERT INTO nsl_version(vid, cid, tbl, key, op, uuid, digest, parents, content) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        insert_many(self.db.conn, "INSERT INTO nsl_version(vid, cid, tbl, key, op, uuid, digest, parents, content) "
+                    "VALUES ", "(?, ?, ?, ?, ?, ?, ?, ?, ?)", 9, itertools.chain.from_iterable(rows), len(rows))
         if all(r[4] == "I" for r in rows) and len({r[2] for r in rows}) == 1:
-            # A bulk insert: one format string applied in C instead of a Python call per line.
-            fmt = "I " + encode_name(rows[0][2]).replace("{", "{{").replace("}", "}}") + " {} {}\n"
-            text = "".join(map(fmt.format, [r[5] for r in rows], [r[6] for r in rows]))
+            text = _insert_lines_text(rows[0][2], [r[5] for r in rows], [r[6] for r in rows])
         else:
             text = "".join([line_text(r[4], r[2], r[5], r[6], r[7]) for r in rows])
+        self._hash_lines(text, len(rows))
+
+    def add_inserts(self, table: str, uuids, digests) -> None:
+        """Account for I lines of `table` that were inserted directly, in vid order, after the others."""
+        self._hash_lines(_insert_lines_text(table, uuids, digests), len(uuids))
+        self.next_vid += len(uuids)
+
+    def _hash_lines(self, text: str, n: int) -> None:
         chunk = text.encode("utf-8", "surrogatepass")
         self._whole.update(chunk)
         self._objs.update(chunk)
-        self._nlines += len(rows)
-
-    def add_lines_text(self, chunk: bytes, n: int) -> None:
-        """Account for n I lines that were inserted directly (their text already made elsewhere)."""
-        self._whole.update(chunk)
-        self._objs.update(chunk)
         self._nlines += n
-        self.next_vid += n
 
     def checkpoint(self):
         return self._whole.copy(), self._objs.copy(), self._nlines, self.next_vid

@@ -29,6 +29,12 @@ from . import schema
 from .schema import quote
 
 DEFAULT_DB = "nsl.db"
+# The page size of a file nsl creates (an existing file keeps its own). Larger than SQLite's 4096
+# because every save writes each row twice over, as a user row and as a history line with its typed
+# encoding: with 16 KiB pages a bulk save of 100,000 objects spends about a third less in SQLite
+# (fewer pages to split, cache and write to the WAL, and the commit's checkpoint makes a quarter as
+# many writes), while one object's lookup still reads a page or two per B-tree.
+PAGE_SIZE = 16384
 
 
 def busy_timeout() -> float:
@@ -225,7 +231,9 @@ class Database:
                 raise NotANslDatabase(f"{str(p)!r} is not a readable SQLite database ({e})") from None
             cls._configure(conn)
         else:
-            conn = cls._connect(p)
+            conn = cls._connect(p, configure=False)
+            conn.execute(f"PRAGMA page_size={PAGE_SIZE}")  # only before WAL mode writes the header
+            cls._configure(conn)
         db = cls(p, conn)
         with db.write(check_checkout=False):
             for stmt in schema.statements(schema.ALL_TABLES):

@@ -1,14 +1,8 @@
 """Saving, deleting, reading and finding objects; recording changes made outside nsl as a commit."""
 from __future__ import annotations
 
-import hashlib
 import itertools
-import math
-import operator
-import os
 import sqlite3
-import struct
-import time
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
@@ -21,24 +15,17 @@ from ..errors import (
     InvalidObject,
     NothingToCommit,
     UnknownObject,
-    ValueOutOfRange,
 )
-from . import conflicts, query, rowtext, schema
-from .commits import CommitWriter, encode_name
+from . import conflicts, query, rowtext
+from .commits import CommitWriter
 from .database import Database, Table, check_column_name, check_table_name
-from .rowtext import ABSENT, JSON, float_text, float_texts, header, typed_cell
-from .schema import current_version, quote
+from .multirow import insert_many
+from .prepare import Prepared, compute_columns, compute_rows, hash_rows, new_key, normalize, rows_of  # noqa: F401
+from .rowtext import JSON, header, typed_cell
+from .schema import current_version, quote, sql_literal
 from .values import INT64_MAX, INT64_MIN, exact_object, has_long_int, inherit_kinds, plain_object, to_object
 
 BATCH = 2000
-_pack = struct.Struct(">d").pack
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-
-def new_key() -> str:
-    """A random, time-sortable key (ULID layout): objects made on two replicas never collide by accident."""
-    n = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
-    return "".join(_CROCKFORD[(n >> s) & 31] for s in range(125, -5, -5))
 
 
 @dataclass
@@ -129,7 +116,8 @@ def save_with(db: Database, table: str, feed, *, key=None, meta=None, collect_ke
 
 
 class _Saver:
-    """The hot path of save: one pass per batch, hashing in Python, writing with executemany."""
+    """The hot path of save: one pass per batch, hashing in Python a column at a time (prepare.py),
+    writing with multi-row INSERTs (multirow.py)."""
 
     def __init__(self, db, tbl, name, key_col, meta, collect_keys):
         self.db, self.tbl, self.name, self.key_col = db, tbl, name, key_col
@@ -138,21 +126,23 @@ class _Saver:
         self.keys = []
         self.changed = 0
         self.writer: CommitWriter | None = None
-        self.sha = rowtext.hasher(db.hash_algo)
+        self.algo = db.hash_algo
+        self.sha = rowtext.hasher(self.algo)
         self.pos = 0
         self.known_json = set(tbl.json_columns) if tbl else set()
         self.created_here = tbl is None
         self.optimistic = None
 
-    def _prepare_columns(self, batch):
-        """Check every object, give keys to those without, add new attributes as columns."""
+    def admit(self, batch):
+        """Check every object, give keys to those without, add new attributes as columns (the first
+        batch creates the table and starts the commit)."""
         key_col = self.key_col
         normalize(batch, key_col, self.pos)
         cols = self.tbl.columns if self.tbl else [key_col]
         known = set(cols)
         lower = {c.lower(): c for c in cols}
         new_cols = []
-        for obj in batch:
+        for obj in (() if all(map(known.issuperset, batch)) else batch):
             if not known.issuperset(obj):
                 for a in obj:
                     if a in known:
@@ -189,60 +179,78 @@ class _Saver:
             self._muted = False
 
     def add_batch(self, batch):
-        self._prepare_columns(batch)
-        rows, new_json = compute_rows(batch, self.tbl.columns, self.key_col, self.db.hash_algo, self.known_json)
-        self.add_rows(rows, new_json, self.tbl.columns, len(batch))
+        self.admit(batch)
+        self.add_prepared(compute_columns(batch, self.tbl.columns, self.key_col, self.algo, self.known_json))
 
-    def add_prepared(self, laid: tuple, new_json: set, cols: list, count: int):
-        """Write rows laid out by lay_out() in a worker: when all their keys are new, two executemany()
-        and one hash update; otherwise (or if columns were added since) the general path."""
-        user_rows, versions, chunk = laid
-        db, tbl, w = self.db, self.tbl, self.writer
-        if cols == tbl.columns and self.optimistic is not False and not (new_json - self.known_json):
-            if self.optimistic is None:
-                self.optimistic = not db.conn.execute(
-                    "SELECT 1 FROM nsl_pending WHERE tid=? LIMIT 1", (tbl.tid,)).fetchone()
-            if self.optimistic:
-                db.conn.execute("SAVEPOINT nsl_batch")
-                try:
-                    db.conn.executemany(self._insert_sql(len(cols), plain=True), user_rows)
-                    # vid is left to SQLite: the next rowids, in order, which is what take_vids gives.
-                    db.conn.executemany(
-                        "INSERT INTO nsl_version(cid, tbl, key, op, uuid, digest, parents, content) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", versions)
-                except sqlite3.IntegrityError:
-                    db.conn.execute("ROLLBACK TO nsl_batch")
-                    db.conn.execute("RELEASE nsl_batch")
-                else:
-                    db.conn.execute("RELEASE nsl_batch")
-                    w.add_lines_text(chunk, len(versions))
-                    self.pos += count
-                    self.changed += len(versions)
-                    if self.collect:
-                        self.keys.extend(v[2] for v in versions)
-                    return
-        rows = {v[2]: (u, v[4], v[5], v[7]) for u, v in zip(user_rows, versions)}
-        self.add_rows(rows, new_json, cols, count)
+    def _optimistic(self) -> bool:
+        """Whether batches may go in with a plain INSERT, without looking their keys up first (most bulk
+        saves bring new keys only; a key that exists makes the INSERT fail, and the batch is redone with
+        lookups). Not when keys were deleted outside nsl and not yet committed: they have a live version
+        but no row, which a plain INSERT would not notice. (An object in conflict with a live leaf
+        always has its row: the table shows a live leaf whenever there is one.)"""
+        if self.optimistic is None:
+            self.optimistic = not self.db.conn.execute(
+                "SELECT 1 FROM nsl_pending WHERE tid=? LIMIT 1", (self.tbl.tid,)).fetchone()
+        return self.optimistic
 
-    def _insert_sql(self, n: int, plain: bool) -> str:
-        tbl = self.tbl
-        sql = f"INSERT INTO {tbl.q} ({', '.join(quote(c) for c in tbl.columns)}) VALUES ({', '.join('?' * n)})"
-        if not plain:
-            sets = ", ".join(f"{quote(c)}=excluded.{quote(c)}" for c in tbl.columns if c != self.key_col)
-            sql += f" ON CONFLICT({tbl.qkey}) DO " + (f"UPDATE SET {sets}" if sets else "NOTHING")
-        return sql
+    def add_prepared(self, p: Prepared):
+        """Write a batch prepared here or in a worker: when all its keys are new, two multi-row INSERTs
+        and one hash update; otherwise (or if columns were added since it was prepared) the general
+        path."""
+        tbl, w, conn = self.tbl, self.writer, self.db.conn
+        p = hash_rows(p, self.algo)
+        if p.cols != tbl.columns or not self._optimistic():
+            self.add_rows(rows_of(p), p.new_json, p.cols, p.count)
+            return
+        self._note_json(p.new_json)
+        n, m = len(p.cols), len(p.keys)
+        chain = itertools.chain.from_iterable
+        conn.execute("SAVEPOINT nsl_batch")
+        try:
+            insert_many(conn, self._insert_head(), self._row_sql(n), n, chain(zip(*p.values)), m)
+            # vid is left to SQLite: the next rowids, in order, which is what take_vids gives. The
+            # constants of every line are SQL literals, so each line binds four parameters, not eight.
+            insert_many(conn, "INSERT INTO nsl_version(cid, tbl, key, op, uuid, digest, parents, content) VALUES ",
+                        f"({int(w.cid)}, {sql_literal(tbl.name)}, ?, 'I', ?, ?, NULL, ?)", 4,
+                        chain(zip(p.keys, p.uuids, p.digests, p.contents)), m)
+        except sqlite3.IntegrityError:
+            conn.execute("ROLLBACK TO nsl_batch")
+            conn.execute("RELEASE nsl_batch")
+            self.add_rows(rows_of(p), p.new_json, p.cols, p.count)
+            return
+        conn.execute("RELEASE nsl_batch")
+        w.add_inserts(tbl.name, p.uuids, p.digests)
+        self.pos += p.count
+        self.changed += m
+        if self.collect:
+            self.keys.extend(p.keys)
+
+    def _insert_head(self) -> str:
+        return f"INSERT INTO {self.tbl.q} ({', '.join(quote(c) for c in self.tbl.columns)}) VALUES "
+
+    @staticmethod
+    def _row_sql(n: int) -> str:
+        return "(" + ", ".join("?" * n) + ")"
+
+    def _upsert_tail(self) -> str:
+        sets = ", ".join(f"{quote(c)}=excluded.{quote(c)}" for c in self.tbl.columns if c != self.key_col)
+        return f" ON CONFLICT({self.tbl.qkey}) DO " + (f"UPDATE SET {sets}" if sets else "NOTHING")
+
+    def _note_json(self, new_json):
+        """Record columns that got nested JSON for the first time (query predicates need to know)."""
+        new_json = new_json - self.known_json
+        if new_json:
+            self.db.conn.executemany("INSERT OR IGNORE INTO nsl_json_column(tid, name) VALUES (?, ?)",
+                                     [(self.tbl.tid, c) for c in new_json])
+            self.known_json |= new_json
 
     def add_rows(self, rows: dict, new_json: set, cols: list, count: int):
         """Write rows computed by compute_rows (here or in a worker process) for columns `cols`."""
-        tbl, db = self.tbl, self.db
+        tbl = self.tbl
         if cols != tbl.columns:
             rows = _widen(rows, cols, tbl.columns, self.sha)
         self.pos += count
-        new_json = new_json - self.known_json
-        if new_json:
-            db.conn.executemany("INSERT OR IGNORE INTO nsl_json_column(tid, name) VALUES (?, ?)",
-                                [(tbl.tid, c) for c in new_json])
-            self.known_json |= new_json
+        self._note_json(new_json)
         if self.collect:
             self.keys.extend(rows)
         self._write(rows, len(tbl.columns))
@@ -279,15 +287,9 @@ class _Saver:
         return out
 
     def _write(self, rows: dict, n: int):
-        # Optimistic: most bulk saves bring new keys only, so insert without looking keys up first;
-        # a key that exists makes the plain INSERT fail, and the batch is redone with lookups.
+        # Optimistic (see _optimistic): insert first, look the keys up only if that fails.
         conn = self.db.conn
-        if self.optimistic is None:
-            # Keys deleted outside nsl and not yet committed have a live version but no row, which a
-            # plain INSERT would not notice: then every batch looks its keys up.
-            self.optimistic = not conn.execute(
-                "SELECT 1 FROM nsl_pending WHERE tid=? LIMIT 1", (self.tbl.tid,)).fetchone()
-        if not self.optimistic:
+        if not self._optimistic():
             self._write_rows(rows, n, self._existing(list(rows)), plain=False)
             return
         conn.execute("SAVEPOINT nsl_batch")
@@ -304,7 +306,7 @@ class _Saver:
 
     def _write_rows(self, rows: dict, n: int, existing: dict, plain: bool):
         db, tbl, w = self.db, self.tbl, self.writer
-        cid, tid, name = w.cid, tbl.tid, tbl.name
+        cid, name = w.cid, tbl.name
         ins_versions, user_rows, inplace = [], [], []
         vid = w.next_vid
         for k, (vals, uuid, digest, content) in rows.items():
@@ -324,9 +326,9 @@ class _Saver:
                 vid += 1
             user_rows.append(vals)
         w.next_vid = vid
-        sql = self._insert_sql(n, plain)
         try:
-            db.conn.executemany(sql, user_rows)
+            insert_many(db.conn, self._insert_head(), self._row_sql(n), n, itertools.chain.from_iterable(user_rows),
+                        len(user_rows), "" if plain else self._upsert_tail())
         except sqlite3.IntegrityError as e:
             if plain:
                 raise
@@ -343,145 +345,6 @@ class _Saver:
         self.changed += len(user_rows)
 
 
-_hexdigest = operator.methodcaller("hexdigest")
-_encode = operator.methodcaller("encode")
-_float_ok = math.isfinite
-
-
-def _columnar(batch, cols, idx, hdr, sha, key_i):
-    """The bulk path: every object has the same attributes and each attribute one plain type (str,
-    int or float). Works a column at a time with C-level map() calls, several times faster than
-    the row-wise path; returns None when the batch does not qualify."""
-    attrs = tuple(batch[0])
-    na = len(attrs)
-    if not na or set(map(len, batch)) != {na}:
-        return None
-    try:
-        tuples = list(map(operator.itemgetter(*attrs), batch)) if na > 1 else [(o[attrs[0]],) for o in batch]
-    except KeyError:
-        return None
-    columns = list(zip(*tuples))
-    n = len(cols)
-    m = len(batch)
-    vals_cols = [None] * n
-    text_cols = [None] * n
-    cell_cols = [None] * n
-    for a, colvals in zip(attrs, columns):
-        i = idx[a]
-        types = set(map(type, colvals))
-        if len(types) != 1:
-            return None
-        t = types.pop()
-        if t is str:
-            text_cols[i] = colvals if "\0" not in "".join(colvals) else [x.partition("\0")[0] for x in colvals]
-            cell_cols[i] = list(map("t".__add__, map(str.upper, map(bytes.hex, map(_encode, colvals)))))
-        elif t is int:
-            if min(colvals) < INT64_MIN or max(colvals) > INT64_MAX:
-                return None
-            text_cols[i] = txt = list(map(str, colvals))
-            cell_cols[i] = list(map("i".__add__, txt))
-        elif t is float:
-            if not all(map(_float_ok, colvals)):
-                return None
-            text_cols[i] = float_texts(colvals)
-            cell_cols[i] = list(map("r".__add__, map(str.upper, map(bytes.hex, map(_pack, colvals)))))
-        else:
-            return None
-        vals_cols[i] = colvals
-    absent = None
-    for i in range(n):
-        if vals_cols[i] is None:
-            absent = absent or (("",) * m, ("-",) * m, (None,) * m)
-            text_cols[i], cell_cols[i], vals_cols[i] = absent
-    uuids = map(_hexdigest, map(sha, map(_encode, map("|".join, zip(*text_cols)))))
-    contents = list(map(hdr.__add__, map("|".join, zip(*cell_cols))))
-    digests = map(_hexdigest, map(sha, map(_encode, contents)))
-    values = zip(*vals_cols)
-    keys = vals_cols[key_i]
-    return dict(zip(keys, zip(values, uuids, digests, contents)))
-
-
-def normalize(batch: list, key_col: str, pos: int = 0) -> None:
-    """Check that each item is an object with a usable key; give a new key to those without one."""
-    for i, obj in enumerate(batch):
-        if type(obj) is not dict:
-            raise InvalidObject(f"object {pos + i + 1}: expected a JSON object, got {_json_type(obj)}")
-        k = obj.get(key_col)
-        if k is None:
-            # A null key means "make one": the new key replaces it, in front.
-            batch[i] = {key_col: new_key(), **{a: v for a, v in obj.items() if a != key_col}}
-        elif type(k) is not str and type(k) is not int:
-            raise InvalidObject(
-                f"object {pos + i + 1}: key {key_col!r} must be a string or an integer, not {_json_type(k)}")
-
-
-def compute_rows(batch, cols, key_col, algo, known_json=frozenset()):
-    """key -> (values, uuid, digest, content) for normalized objects whose attributes are all in
-    `cols`, plus the set of columns that got nested JSON. Pure computation: no database needed."""
-    idx = {c: i for i, c in enumerate(cols)}
-    hdr = header(cols) + "\n"
-    sha = rowtext.hasher(algo)
-    key_i = idx[key_col]
-    try:
-        rows = _columnar(batch, cols, idx, hdr, sha, key_i)
-        if rows is not None:
-            return rows, set()
-        new_json = set()
-        return _rowwise(batch, len(cols), idx, hdr, sha, key_i, new_json), new_json
-    except UnicodeEncodeError:
-        raise InvalidJSON("a string holds a lone surrogate (invalid Unicode); it cannot be stored") from None
-
-
-def _rowwise(batch, n, idx, hdr, sha, key_i, new_json):
-    """The general path: any mix of attributes and value types, one object at a time."""
-    rows = {}  # key -> (values, uuid, digest, content); later objects with the same key win
-    for obj in batch:
-        vals = [None] * n
-        texts = [""] * n
-        cells = ["-"] * n
-        for a, v in obj.items():
-            i = idx[a]
-            t = type(v)
-            if t is str:
-                vals[i] = texts[i] = v
-                if "\0" in v:
-                    texts[i] = v.partition("\0")[0]  # the CLI prints text as a C string
-                cells[i] = "t" + v.encode().hex().upper()
-            elif t is int:
-                if not INT64_MIN <= v <= INT64_MAX:
-                    raise ValueOutOfRange(
-                        f"integer {v} in {a!r} does not fit in 64 bits; store it as a string to keep it exact")
-                vals[i] = v
-                texts[i] = s = str(v)
-                cells[i] = "i" + s
-            elif t is float:
-                if v != v or v in (math.inf, -math.inf):
-                    raise ValueOutOfRange(f"{a!r}: NaN and infinity are not JSON numbers")
-                vals[i] = v
-                texts[i] = float_text(v)
-                cells[i] = "r" + _pack(v).hex().upper()
-            elif v is None:
-                cells[i] = "n"
-            elif t is bool:
-                vals[i] = 1 if v else 0
-                texts[i] = "1" if v else "0"
-                cells[i] = "T" if v else "F"
-            elif t is dict or t is list:
-                try:
-                    s = orjson.dumps(v).decode()
-                except orjson.JSONEncodeError as e:
-                    raise ValueOutOfRange(f"{a!r}: {e}") from None
-                vals[i] = texts[i] = s
-                cells[i] = "j" + s.encode().hex().upper()
-                new_json.add(a)
-            else:
-                raise InvalidObject(f"{a!r}: cannot store a value of type {t.__name__}")
-        uuid = sha("|".join(texts).encode()).hexdigest()
-        content = hdr + "|".join(cells)
-        rows[vals[key_i]] = (vals, uuid, sha(content.encode()).hexdigest(), content)
-    return rows
-
-
 def _widen(rows: dict, old_cols: list, cols: list, sha) -> dict:
     """Rows computed before columns were added: the new columns are absent in each of them."""
     extra = len(cols) - len(old_cols)
@@ -492,15 +355,6 @@ def _widen(rows: dict, old_cols: list, cols: list, sha) -> dict:
         content = hdr + content.partition("\n")[2] + "|-" * extra
         out[k] = (vals, sha(rowtext.row_text(vals)).hexdigest(), sha(content.encode()).hexdigest(), content)
     return out
-
-
-def lay_out(rows: dict, cid: int, table: str) -> tuple:
-    """(user rows, version lines without vid, commit-line text) for a batch whose keys are all new."""
-    user_rows = [r[0] for r in rows.values()]
-    versions = [(cid, table, k, "I", uuid, digest, None, content) for k, (_, uuid, digest, content) in rows.items()]
-    fmt = "I " + encode_name(table).replace("{", "{{").replace("}", "}}") + " {} {}\n"
-    chunk = "".join(map(fmt.format, [v[4] for v in versions], [v[5] for v in versions]))
-    return user_rows, versions, chunk.encode("utf-8", "surrogatepass")
 
 
 def _same_but_wider(content: str, old_digest: str, sha) -> bool:
@@ -515,11 +369,6 @@ def _same_but_wider(content: str, old_digest: str, sha) -> bool:
         m -= 1
     narrow = "|".join(head.split("|")[:m]) + "\n" + "|".join(cells[:m])
     return sha(narrow.encode()).hexdigest() == old_digest
-
-
-def _json_type(v) -> str:
-    return {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number",
-            bool: "a boolean", type(None): "null"}.get(type(v), type(v).__name__)
 
 
 # ---- reading -------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from . import commits, rowtext, schema, states
 from .database import Database, gc_pause, gc_resume
-from .rowtext import JSON, decode_content, row_text
+from .rowtext import JSON, decode_content
 from .schema import current_version, quote
 
 

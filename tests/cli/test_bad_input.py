@@ -86,7 +86,7 @@ def test_save_bad_line_in_the_middle_of_json_lines_stores_nothing(people):
 def test_save_bad_line_after_many_batches_stores_nothing(people):
     """Thousands of good lines (several write batches, more than one read block) before the bad one."""
     good = "".join(json.dumps({"id": 1000 + i, "name": "x" * 200, "n": i}) + "\n" for i in range(12000))
-    r = refused(people, ["save", "people"], InvalidJSON.exit_code, "line 12001", "invalid json",
+    refused(people, ["save", "people"], InvalidJSON.exit_code, "line 12001", "invalid json",
                 input=good + '{"id": oops}\n' + '{"id": 999999}\n')
     assert people.table_count("people") == len(PEOPLE)
 

@@ -5,8 +5,8 @@ import csv
 import io
 import json
 import subprocess
+import sys
 
-import pytest
 
 from clitools import SQLITE3, TIMEOUT, Nsl
 
@@ -314,3 +314,23 @@ def test_reverting_the_revert_of_a_deletion_deletes_again(nsl):
     r = nsl("get", "people", "4")
     assert r.returncode == 1 and "no object" in r.stderr
     assert [h["op"] for h in nsl.ok("history", "people", "4", "--json").json][0] == "D"
+
+
+def test_every_command_is_found_where_the_lazy_command_table_says(nsl):
+    """`nsl CMD` imports only CMD's module (COMMAND_MODULES): the table names each command's module, and
+    `nsl save` does not load the server, the sync client or verify."""
+    code = ("import sys; from nsl.cli import main; main._register(); "
+            "print({n: c.callback.__module__.rsplit('.', 1)[1] for n, c in main.cli.commands.items()} "
+            "== main.COMMAND_MODULES)")
+    r = subprocess.run([sys.executable, "-c", code], env=nsl.env(), capture_output=True, text=True, timeout=TIMEOUT)
+    assert r.stdout.strip() == "True", r.stderr
+    code = ("import sys; from nsl.cli.main import main\n"
+            "try:\n    main(['--db', sys.argv[1], 'save', 't', '{\"id\": 1}'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.startswith('nsl.') and m.split('.')[-1] in "
+            "('serve', 'server', 'sync', 'client', 'verify', 'travel', 'history', 'timeline', 'integrity')))")
+    nsl.ok("init")
+    r = subprocess.run([sys.executable, "-c", code, str(nsl.db)], env=nsl.env(), capture_output=True, text=True,
+                       timeout=TIMEOUT)
+    assert r.stdout.strip().splitlines()[-1] == "[]", r.stdout + r.stderr
+    assert nsl.ok("get", "t", "1", "--json").json == {"id": 1}
+    assert "Did you mean" in nsl("sav", "t").stderr or "No such command" in nsl("sav", "t").stderr

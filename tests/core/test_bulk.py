@@ -2,16 +2,17 @@
 from __future__ import annotations
 
 import io
+import itertools
 
 import orjson
 import pytest
 
 import nsl
-from nsl.core import bulk, objects
+from nsl.core import bulk, objects, workers
 from nsl.errors import InvalidJSON, InvalidObject, ValueOutOfRange
 
 
-@pytest.fixture(params=["parallel", "single"])
+@pytest.fixture(params=["parallel", "single", "parallel, every other block to the writer"])
 def mode(request, monkeypatch):
     monkeypatch.setattr(objects, "BATCH", 50)
     if request.param == "single":
@@ -20,6 +21,11 @@ def mode(request, monkeypatch):
         monkeypatch.delenv("NSL_WORKERS", raising=False)
         if not bulk.parallel_ok():
             pytest.skip("this machine cannot fork a worker")
+    if request.param.endswith("writer"):
+        # As if the writer asked for every other block (it asks when it runs out of work): those
+        # blocks reach it as lines, and the worker has to keep counting lines and objects past them.
+        turns = itertools.cycle([True, False])
+        monkeypatch.setattr(workers.Requests, "take", lambda self: next(turns))
     return request.param
 
 
@@ -66,3 +72,18 @@ def test_one_json_document_on_stdin(db, mode):
     assert nsl.get(db, "t", 1) == {"id": 1, "a": [1, 2]}
     bulk.save_lines(db, "t", io.BufferedReader(io.BytesIO(b'[{"id": 2}, {"id": 3}]')))
     assert len(list(nsl.find(db, "t"))) == 3
+
+
+def test_new_attributes_in_any_block_and_mode(db, tmp_path, mode):
+    """A new attribute first seen in a block the writer got as lines: the worker does not know the
+    column yet, and the blocks it prepared for the old columns are widened by the writer."""
+    objs = [{"id": i, "n": i} for i in range(300)]
+    objs[60]["late"] = "x"      # block 2 (lines 51-100): the writer's, in the every-other-block mode
+    objs[160]["later"] = 1.5    # block 4
+    bulk.save_lines(db, "t", lines(objs))
+    other, _ = nsl.init(tmp_path / "plain.db")
+    nsl.save(other, "t", objs)
+    assert {o["id"]: o for o in nsl.find(db, "t")} == {o["id"]: o for o in nsl.find(other, "t")}
+    assert [r[:3] for r in db.conn.execute("SELECT key, uuid, digest FROM nsl_version ORDER BY vid")] == \
+        [r[:3] for r in other.conn.execute("SELECT key, uuid, digest FROM nsl_version ORDER BY vid")]
+    assert nsl.verify(db).ok

@@ -279,3 +279,39 @@ def test_status_tells_of_leaves_and_conflicts(project):
     assert "2 leaves" in text and "1 objects in conflict" in text
     b.save("people", {"id": 9})     # the next commit merges the leaves
     assert len(nsl.show(b.db, "HEAD")["parents"]) == 2
+
+
+@pytest.mark.parametrize("how", ["save", "bulk lines"])
+def test_a_bulk_save_of_an_object_in_conflict_names_every_live_leaf(project, monkeypatch, how):
+    """A conflicted object saved among new keys (the optimistic bulk path, which falls back to looking
+    keys up) gets a U line whose parents are all its live leaves, in one or two processes alike."""
+    import io
+
+    import orjson
+
+    from nsl.core import bulk, objects
+
+    a, b = project(2, seed=PEOPLE)
+    a.save("people", {"id": 2, "name": "Alan", "born": 1912, "note": "a"})
+    time.sleep(0.005)
+    b.save("people", {"id": 2, "name": "Alan", "born": 1912, "note": "b"})
+    b.sync(a)
+    (conf,) = b.conflicts()
+    leaves = sorted(r[0] for r in b.db.conn.execute(
+        "SELECT v.uuid FROM nsl_conflict k JOIN nsl_version v ON v.vid = k.vid WHERE k.key = 2"))
+    assert len(leaves) == 2
+    new = [{"id": i, "name": f"n{i}"} for i in range(10, 70)] + [{"id": 2, "name": "Alan T."}]
+    new += [{"id": i, "name": f"n{i}"} for i in range(70, 130)]
+    if how == "bulk lines":
+        monkeypatch.setattr(objects, "BATCH", 20)
+        bulk.save_lines(b.db, "people", io.BufferedReader(io.BytesIO(b"".join(orjson.dumps(o) + b"\n" for o in new))))
+    else:
+        b.save("people", new)
+    op, parents = b.db.conn.execute("SELECT op, parents FROM nsl_version WHERE tbl='people' AND key=2 "
+                                    "ORDER BY vid DESC LIMIT 1").fetchone()
+    assert (op, parents) == ("U", ",".join(leaves))
+    assert b.conflicts() == [] and b.get("people", 2) == {"id": 2, "name": "Alan T."}
+    b.verify()
+    a.sync(b)
+    assert a.get("people", 2) == b.get("people", 2) and a.conflicts() == []
+    a.verify()
