@@ -74,7 +74,10 @@ def _pipeline(db_file: Path, table: str, key_col: str, key) -> str:
     return out.split()[0]
 
 
-everyday_floats = st.floats(min_value=-1e12, max_value=1e12, allow_nan=False).map(lambda x: round(x, 4))
+# Everyday values have at most 15 significant digits (here at most 14: below 1e10, 4 decimals). A value
+# whose 16th digit is an exact tie (974552712050.0625) is the documented exception: the sqlite3 shells
+# of different versions round it differently (README, "Floating-point values and the shell pipeline").
+everyday_floats = st.floats(min_value=-1e10, max_value=1e10, allow_nan=False).map(lambda x: round(x, 4))
 cell = st.one_of(st.none(), st.integers(-2**63, 2**63 - 1), everyday_floats,
                  st.text(st.characters(blacklist_categories=("Cs",)), max_size=12), st.booleans(),
                  st.lists(st.integers(-5, 5), max_size=3))
