@@ -6,10 +6,12 @@ head each object shows its last line; at an older commit, its last line among th
 from __future__ import annotations
 
 import itertools
+from itertools import chain
 
 from . import rowtext
 from .commits import ancestors_sql, line_range
 from .database import Database, Table
+from .multirow import insert_many
 from .schema import quote
 
 _counter = itertools.count()
@@ -125,21 +127,55 @@ def add_touched_after(db: Database, objs: str, cid: int, table: str | None = Non
     db.conn.execute(sql, params)
 
 
+def compare_since(db: Database, cid: int, a_cid: int | None, b_cid: int | None, table: str | None = None,
+                  key=None, also: str | None = None) -> list[tuple]:
+    """compare() for every object some commit after `cid` changed (linear history), and for the
+    objects of the temp table `also`. When most of the history came after `cid`, one pass over the
+    whole (tbl, key) index is cheaper than collecting the objects first and seeking each."""
+    hi = line_range(db, cid)[1]
+    last = db.conn.execute("SELECT ifnull(max(vid), 0) FROM nsl_version").fetchone()[0]
+    if table is not None or last - hi < last // 3:
+        objs = objects_table(db)
+        try:
+            add_touched_after(db, objs, cid, table, key)
+            if also:
+                db.conn.execute(f"INSERT OR IGNORE INTO temp.{objs} SELECT tbl, key FROM temp.{also}")
+            return compare(db, objs, a_cid, b_cid)
+        finally:
+            drop(db, objs)
+    bounds = [_bound(db, c) for c in (a_cid, b_cid)]
+    rows = db.conn.execute(
+        f"SELECT v.tbl, v.key, max({bounds[0]}), max({bounds[1]}) FROM nsl_version v GROUP BY v.tbl, v.key "
+        f"HAVING max(v.vid) > {int(hi)}").fetchall()
+    out = _unpacked(rows)
+    if also:
+        seen = {(t, k) for t, k, _, _ in out}
+        extra = [r for r in compare(db, also, a_cid, b_cid) if (r[0], r[1]) not in seen]
+        out += extra
+    return out
+
+
+def _bound(db: Database, cid: int | None) -> str:
+    """A line packed as vid*2 + is-deletion, or NULL past commit `cid` (None: the head)."""
+    if cid is None:
+        return "v.vid * 2 + (v.op = 'D')"
+    return f"CASE WHEN v.vid <= {int(line_range(db, cid)[1])} THEN v.vid * 2 + (v.op = 'D') END"
+
+
+def _unpacked(rows) -> list[tuple]:
+    unpack = lambda x: None if x is None or x & 1 else x >> 1  # noqa: E731
+    return [(t, k, unpack(a), unpack(b)) for t, k, a, b in rows]
+
+
 def compare(db: Database, objs: str, a_cid: int | None, b_cid: int | None) -> list[tuple]:
     """(tbl, key, vid at a, vid at b) for each object of `objs` (linear history; None: the head),
     None where the object is deleted or not yet made. One pass over each object's lines: a line
     is packed as vid*2 + is-deletion, so max() finds the last line and whether it deletes."""
-    bounds = []
-    for cid in (a_cid, b_cid):
-        if cid is None:
-            bounds.append("v.vid * 2 + (v.op = 'D')")
-        else:
-            bounds.append(f"CASE WHEN v.vid <= {int(line_range(db, cid)[1])} THEN v.vid * 2 + (v.op = 'D') END")
+    bounds = [_bound(db, c) for c in (a_cid, b_cid)]
     rows = db.conn.execute(
         f"SELECT o.tbl, o.key, max({bounds[0]}), max({bounds[1]}) FROM temp.{objs} o "
         f"LEFT JOIN nsl_version v ON v.tbl = o.tbl AND v.key = o.key GROUP BY o.tbl, o.key").fetchall()
-    unpack = lambda x: None if x is None or x & 1 else x >> 1  # noqa: E731
-    return [(t, k, unpack(a), unpack(b)) for t, k, a, b in rows]
+    return _unpacked(rows)
 
 
 def write_rows(db: Database, tbl: Table, items) -> None:
@@ -151,8 +187,18 @@ def write_rows(db: Database, tbl: Table, items) -> None:
         _write_rows(db, tbl, items)
 
 
+def _only_the_key_is_unique(db: Database, tbl: Table) -> bool:
+    """Whether the key is the table's one uniqueness constraint (then a REPLACE can only replace the
+    object's own row)."""
+    uniques = [r[1] for r in db.conn.execute(f"PRAGMA index_list({tbl.q})") if r[2]]
+    return len(uniques) <= 1 and all(
+        [r[2] for r in db.conn.execute(f"PRAGMA index_info({quote(u)})")] == [tbl.key_col] for u in uniques)
+
+
 def _write_rows(db: Database, tbl: Table, items) -> None:
-    keys = [k for k, _ in items]
+    # A row that gets another version is replaced in one step; only rows that go are deleted first.
+    replace = _only_the_key_is_unique(db, tbl)
+    keys = [k for k, v in items if v is None] if replace else [k for k, _ in items]
     for i in range(0, len(keys), 500):
         part = keys[i:i + 500]
         db.conn.execute(f"DELETE FROM {tbl.q} WHERE {tbl.qkey} IN ({','.join('?' * len(part))})", part)
@@ -164,14 +210,46 @@ def _write_rows(db: Database, tbl: Table, items) -> None:
                 f"SELECT content FROM nsl_version WHERE vid IN ({','.join('?' * len(part))})", part):
             head, _, body = content.partition("\n")
             groups.setdefault(head, []).append(body)
-    for head, bodies in groups.items():
+    for head in groups:
+        for c in rowtext.decode_header(head):
+            if c not in tbl.columns:
+                db.conn.execute(f"ALTER TABLE {tbl.q} ADD COLUMN {quote(c)}")
+                tbl.columns.append(c)
+    verb = "INSERT OR REPLACE" if replace else "INSERT"
+    for head, rows in _decoded(groups):
         cols = rowtext.decode_header(head)
-        # Only values matter here: the user table holds SQL values, kinds live in the history.
-        rows = rowtext.decode_bodies(bodies, len(cols))
-        missing = [c for c in cols if c not in set(tbl.columns)]
-        for c in missing:
-            db.conn.execute(f"ALTER TABLE {tbl.q} ADD COLUMN {quote(c)}")
-            tbl.columns.append(c)
-        db.conn.executemany(
-            f"INSERT INTO {tbl.q} ({', '.join(quote(c) for c in cols)}) VALUES ({', '.join('?' * len(cols))})",
-            rows)
+        insert_many(db.conn, f"{verb} INTO {tbl.q} ({', '.join(quote(c) for c in cols)}) VALUES ",
+                    f"({', '.join('?' * len(cols))})", len(cols), chain.from_iterable(rows), len(rows))
+
+
+PARALLEL_ROWS = 20_000   # below this, a helper process costs more than it saves
+_CHUNK = 5_000
+
+
+def _decode_chunks(groups: dict):
+    for head, bodies in groups.items():
+        ncols = head.count("|") + 1
+        for i in range(0, len(bodies), _CHUNK):
+            # Only values matter here: the user table holds SQL values, kinds live in the history.
+            yield head, rowtext.decode_bodies(bodies[i:i + _CHUNK], ncols)
+
+
+def _decoded(groups: dict):
+    """(header, rows of SQL values) of the typed bodies in `groups`, a chunk at a time. Many rows are
+    decoded in a forked helper (which has the bodies already, and never touches the database) while
+    this process inserts the chunks it has: decoding costs about as much as the inserts."""
+    from .bulk import parallel_ok
+    from .workers import Worker
+
+    if sum(map(len, groups.values())) < PARALLEL_ROWS or not parallel_ok():
+        yield from _decode_chunks(groups)
+        return
+    w = Worker(_decode_chunks, groups)
+    try:
+        while True:
+            item = w.receive()
+            if item is None:
+                return
+            yield item
+    finally:
+        w.close()

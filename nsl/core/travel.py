@@ -8,6 +8,7 @@ from ..errors import CheckedOut, RevertConflict, UncommittedChanges
 from . import commits, states
 from .commits import CommitWriter
 from .database import Database
+from .multirow import insert_many
 from .objects import WriteResult, _meta, resolve_key, status
 from .schema import current_version
 
@@ -71,12 +72,8 @@ def checkout(db: Database, ref: str) -> TravelResult:
             n = 0
             if shown != target:
                 # Only objects changed after the older of the two commits can differ between them.
-                objs = states.objects_table(db)
-                try:
-                    states.add_touched_after(db, objs, min(c for c in (shown, target) if c is not None))
-                    n = _apply(db, [d for d in states.compare(db, objs, shown, target) if d[2] != d[3]], 3)
-                finally:
-                    states.drop(db, objs)
+                since = min(c for c in (shown, target) if c is not None)
+                n = _apply(db, [d for d in states.compare_since(db, since, shown, target) if d[2] != d[3]], 3)
         else:
             src = _shown_state(db)
             dst = states.head_state(db) if back_to_head else states.state_at(db, cid)
@@ -113,8 +110,7 @@ def restore(db: Database, source: str = "HEAD", table: str | None = None, key=No
             db.conn.execute(f"INSERT OR IGNORE INTO temp.{objs} SELECT t.name, p.key FROM nsl_pending p "
                             f"JOIN nsl_table t ON t.tid = p.tid WHERE 1{cond}", params)
             if states.is_linear(db):
-                states.add_touched_after(db, objs, cid, tname, k)
-                rows = states.compare(db, objs, None, cid)
+                rows = states.compare_since(db, cid, None, cid, tname, k, also=objs)
             else:
                 dst = states.state_of(db, source)
                 src = states.head_state(db)
@@ -137,8 +133,9 @@ def restore(db: Database, source: str = "HEAD", table: str | None = None, key=No
             # The rewritten objects are uncommitted changes now, each remembering the version it shows;
             # those back at the head's version are not changes at all.
             tids = {t.name: t.tid for t in db.tables()}
-            db.conn.executemany("INSERT OR REPLACE INTO nsl_pending(tid, key, vid) VALUES (?, ?, ?)",
-                                [(tids[d[0]], d[1], d[3]) for d in diffs if d[2] != d[3]])
+            changed = [x for d in diffs if d[2] != d[3] for x in (tids[d[0]], d[1], d[3])]
+            insert_many(db.conn, "INSERT OR REPLACE INTO nsl_pending(tid, key, vid) VALUES ", "(?, ?, ?)", 3,
+                        changed, len(changed) // 3)
             db.conn.executemany("DELETE FROM nsl_pending WHERE tid = ? AND key = ?",
                                 [(tids[d[0]], d[1]) for d in diffs if d[2] == d[3]])
         finally:
