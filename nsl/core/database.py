@@ -203,10 +203,16 @@ class Database:
         return db
 
     def _upgrade(self):
-        """Bring a file made by an older nsl up to this schema: only tables are added, never changed."""
+        """Bring a file made by an older nsl up to this schema: tables are added, never changed, and
+        the change-tracking triggers are made anew (version 3 made them work under any conflict policy)."""
         with self.write(check_checkout=False):
             for stmt in schema.statements(schema.ALL_TABLES):
                 self.conn.execute(stmt)
+            for tbl in self.tables():
+                if self.conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?",
+                                     (tbl.name,)).fetchone():
+                    for stmt in schema.drop_trigger_sql(tbl.tid) + schema.trigger_sql(tbl.tid, tbl.name, tbl.key_col):
+                        self.conn.execute(stmt)
             self.set_meta("schema_version", schema.SCHEMA_VERSION)
 
     @classmethod

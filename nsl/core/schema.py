@@ -5,7 +5,7 @@ Everything else is derived from them and `nsl rebuild` makes it again.
 """
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 ARTIFACT_TABLES = """
 CREATE TABLE IF NOT EXISTS nsl_meta(
@@ -171,19 +171,25 @@ def sql_literal(value) -> str:
 
 
 def trigger_sql(tid: int, table: str, key_col: str) -> list[str]:
-    """Triggers that note changed keys in nsl_pending, in plain SQL so any SQLite client fires them."""
+    """Triggers that note changed keys in nsl_pending, in plain SQL so any SQLite client fires them.
+
+    A conflict policy on the statement that fires a trigger (an UPSERT, UPDATE OR ABORT, INSERT OR
+    IGNORE) overrides the policies inside its body, so the bodies never rely on one: the key's old
+    note is deleted, then a fresh one (no restored version) is inserted."""
     q, k = quote(table), quote(key_col)
     guard = "WHEN NOT EXISTS (SELECT 1 FROM nsl_busy)"
     t = sql_literal(tid)
     name = lambda op: quote(f"nsl_{op}_{tid}")  # noqa: E731
+
+    def note(ref: str) -> str:
+        return (f"DELETE FROM nsl_pending WHERE tid = {t} AND key = {ref}; "
+                f"INSERT INTO nsl_pending(tid, key) VALUES ({t}, {ref}); ")
     return [
-        f"CREATE TRIGGER IF NOT EXISTS {name('ins')} AFTER INSERT ON {q} {guard} BEGIN "
-        f"INSERT OR REPLACE INTO nsl_pending(tid, key) VALUES ({t}, NEW.{k}); END",
-        f"CREATE TRIGGER IF NOT EXISTS {name('upd')} AFTER UPDATE ON {q} {guard} BEGIN "
-        f"INSERT OR REPLACE INTO nsl_pending(tid, key) VALUES ({t}, OLD.{k}); "
-        f"INSERT OR REPLACE INTO nsl_pending(tid, key) VALUES ({t}, NEW.{k}); END",
-        f"CREATE TRIGGER IF NOT EXISTS {name('del')} AFTER DELETE ON {q} {guard} BEGIN "
-        f"INSERT OR REPLACE INTO nsl_pending(tid, key) VALUES ({t}, OLD.{k}); END",
+        f"CREATE TRIGGER IF NOT EXISTS {name('ins')} AFTER INSERT ON {q} {guard} BEGIN {note(f'NEW.{k}')}END",
+        f"CREATE TRIGGER IF NOT EXISTS {name('upd')} AFTER UPDATE ON {q} {guard} BEGIN {note(f'OLD.{k}')}"
+        f"DELETE FROM nsl_pending WHERE tid = {t} AND key = NEW.{k}; "
+        f"INSERT INTO nsl_pending(tid, key) VALUES ({t}, NEW.{k}); END",
+        f"CREATE TRIGGER IF NOT EXISTS {name('del')} AFTER DELETE ON {q} {guard} BEGIN {note(f'OLD.{k}')}END",
     ]
 
 

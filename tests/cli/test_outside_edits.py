@@ -1,0 +1,73 @@
+"""Edits made with the real sqlite3 shell, in every form SQLite offers, are caught and committed."""
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from nsl.core import schema
+
+EDITS = {
+    "upsert": "INSERT INTO people(id, name) VALUES (1, 'Ada K') ON CONFLICT(id) DO UPDATE SET name = excluded.name",
+    "update or abort": "UPDATE OR ABORT people SET name = 'Ada K' WHERE id = 1",
+    "update or fail": "UPDATE OR FAIL people SET name = 'Ada K' WHERE id = 1",
+    "update or rollback": "UPDATE OR ROLLBACK people SET name = 'Ada K' WHERE id = 1",
+    "insert or replace": "INSERT OR REPLACE INTO people(id, name) VALUES (1, 'Ada K')",
+    "replace": "REPLACE INTO people(id, name) VALUES (1, 'Ada K')",
+}
+
+
+@pytest.mark.parametrize("form", list(EDITS))
+def test_every_conflict_policy_of_an_edit_is_recorded_even_twice(people, form):
+    # Twice: the second edit of a key that is already pending must not trip over its note.
+    for _ in range(2):
+        p = people.sqlite3(EDITS[form])
+        assert p.returncode == 0, p.stderr
+    st = people.ok("status", "--json").json
+    assert [(c["table"], c["key"], c["change"]) for c in st["changes"]] == [("people", 1, "modified")]
+    people.ok("commit", "-m", form)
+    assert people.ok("get", "people", "1", "--json").json["name"] == "Ada K"
+    assert people.ok("status", "--json").json["changes"] == []
+    assert people("verify").returncode == 0
+
+
+def test_insert_or_ignore_of_a_new_key_and_of_a_pending_one(people):
+    assert people.sqlite3("INSERT OR IGNORE INTO people(id, name) VALUES (7, 'Gus')").returncode == 0
+    assert people.sqlite3("INSERT OR IGNORE INTO people(id, name) VALUES (7, 'Hal')").returncode == 0
+    assert people.sqlite3("UPDATE OR IGNORE people SET name = 'Ivy' WHERE id = 7").returncode == 0
+    st = people.ok("status", "--json").json
+    assert [(c["key"], c["change"]) for c in st["changes"]] == [(7, "added")]
+    people.ok("commit", "-m", "gus")
+    assert people.ok("get", "people", "7", "--json").json["name"] == "Ivy"
+
+
+def test_an_edit_after_restore_clears_the_restored_version(people):
+    first = people.ok("log", "--json").json[-1]["commit"]
+    people.ok("restore", "--source", first, "people", "1")
+    p = people.sqlite3("INSERT INTO people(id, name, age) VALUES (1, 'Ada', 99) "
+                       "ON CONFLICT(id) DO UPDATE SET age = excluded.age")
+    assert p.returncode == 0, p.stderr
+    people.ok("commit", "-m", "edited after restore")
+    assert people.ok("get", "people", "1", "--json").json["age"] == 99
+    assert people("verify").returncode == 0
+
+
+def test_a_file_with_the_old_triggers_gets_the_new_ones_when_opened(people):
+    # The schema-2 triggers used INSERT OR REPLACE, which an upsert's policy overrides.
+    c = sqlite3.connect(people.db)
+    tid = c.execute("SELECT tid FROM nsl_table WHERE name = 'people'").fetchone()[0]
+    for stmt in schema.drop_trigger_sql(tid):
+        c.execute(stmt)
+    c.execute(f"CREATE TRIGGER nsl_upd_{tid} AFTER UPDATE ON people WHEN NOT EXISTS (SELECT 1 FROM nsl_busy) "
+              f"BEGIN INSERT OR REPLACE INTO nsl_pending(tid, key) VALUES ({tid}, OLD.id); "
+              f"INSERT OR REPLACE INTO nsl_pending(tid, key) VALUES ({tid}, NEW.id); END")
+    c.execute("UPDATE nsl_meta SET value = '2' WHERE name = 'schema_version'")
+    c.commit()
+    c.close()
+    assert people.sqlite3(EDITS["upsert"]).returncode != 0   # what the old trigger did
+    people.ok("status")                                       # opening the file upgrades it
+    assert people.sqlite3(EDITS["upsert"]).returncode == 0
+    assert people.sqlite3(EDITS["upsert"]).returncode == 0
+    assert [c["key"] for c in people.ok("status", "--json").json["changes"]] == [1]
+    assert people.sqlite3("SELECT value FROM nsl_meta WHERE name = 'schema_version'").stdout.strip() == "3"
+    assert people("verify").returncode == 0
