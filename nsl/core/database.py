@@ -118,6 +118,16 @@ class Table:
     def qkey(self) -> str:
         return quote(self.key_col)
 
+    def upsert_tail(self, cols: list[str] | None = None) -> str:
+        """` ON CONFLICT(key) DO UPDATE SET ...` for an INSERT of `cols` (default: every column); the
+        table's other columns become NULL. An existing row is rewritten in place (REPLACE would delete
+        it and insert it anew, and could delete rows that clash on another unique column). SQLite
+        refuses it when the key has no unique index."""
+        given = self.columns if cols is None else cols
+        sets = [f"{quote(c)}=excluded.{quote(c)}" for c in given if c != self.key_col]
+        sets += [f"{quote(c)}=NULL" for c in self.columns if c != self.key_col and c not in given]
+        return f" ON CONFLICT({self.qkey}) DO " + (f"UPDATE SET {', '.join(sets)}" if sets else "NOTHING")
+
     def index_of(self) -> dict[str, int]:
         return {c: i for i, c in enumerate(self.columns)}
 

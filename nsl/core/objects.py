@@ -232,10 +232,6 @@ class _Saver:
     def _row_sql(n: int) -> str:
         return "(" + ", ".join("?" * n) + ")"
 
-    def _upsert_tail(self) -> str:
-        sets = ", ".join(f"{quote(c)}=excluded.{quote(c)}" for c in self.tbl.columns if c != self.key_col)
-        return f" ON CONFLICT({self.tbl.qkey}) DO " + (f"UPDATE SET {sets}" if sets else "NOTHING")
-
     def _note_json(self, new_json):
         """Record columns that got nested JSON for the first time (query predicates need to know)."""
         new_json = new_json - self.known_json
@@ -328,7 +324,7 @@ class _Saver:
         w.next_vid = vid
         try:
             insert_many(db.conn, self._insert_head(), self._row_sql(n), n, itertools.chain.from_iterable(user_rows),
-                        len(user_rows), "" if plain else self._upsert_tail())
+                        len(user_rows), "" if plain else self.tbl.upsert_tail())
         except sqlite3.IntegrityError as e:
             if plain:
                 raise

@@ -127,31 +127,45 @@ def add_touched_after(db: Database, objs: str, cid: int, table: str | None = Non
     db.conn.execute(sql, params)
 
 
-def compare_since(db: Database, cid: int, a_cid: int | None, b_cid: int | None, table: str | None = None,
-                  key=None, also: str | None = None) -> list[tuple]:
-    """compare() for every object some commit after `cid` changed (linear history), and for the
-    objects of the temp table `also`. When most of the history came after `cid`, one pass over the
-    whole (tbl, key) index is cheaper than collecting the objects first and seeking each."""
+def diff_table(db: Database) -> str:
+    """A fresh temp table (tbl, key, a, b): for each object, the vid it shows in two states (NULL
+    where it is deleted or not yet made)."""
+    name = f"nsl_diff_{next(_counter)}"
+    db.conn.execute(f"CREATE TEMP TABLE {name}(tbl TEXT, key, a INTEGER, b INTEGER, PRIMARY KEY(tbl, key)) "
+                    f"WITHOUT ROWID")
+    return name
+
+
+def diff_since(db: Database, cid: int, a_cid: int | None, b_cid: int | None, table: str | None = None,
+               key=None, also: str | None = None) -> str:
+    """A diff table (see diff_table) of the states at a_cid and b_cid (None: the head), for every object
+    some commit after `cid` changed and each object of the temp table `also` (linear history). One
+    pass over each object's lines: a line is packed as vid*2 + is-deletion, so max() finds the last
+    line and whether it deletes. When most of the history came after `cid`, one pass over the whole
+    (tbl, key) index is cheaper than collecting the objects first and seeking each."""
+    out = diff_table(db)
     hi = line_range(db, cid)[1]
     last = db.conn.execute("SELECT ifnull(max(vid), 0) FROM nsl_version").fetchone()[0]
+    pa, pb = (_bound(db, c) for c in (a_cid, b_cid))
+    unpacked = "SELECT tbl, key, " + ", ".join(
+        f"CASE WHEN {p} IS NULL OR {p} & 1 THEN NULL ELSE {p} >> 1 END" for p in ("pa", "pb")) + " FROM "
+    of_objects = (f"(SELECT o.tbl AS tbl, o.key AS key, max({pa}) AS pa, max({pb}) AS pb FROM temp.{{}} o "
+                  f"LEFT JOIN nsl_version v ON v.tbl = o.tbl AND v.key = o.key GROUP BY o.tbl, o.key)")
     if table is not None or last - hi < last // 3:
         objs = objects_table(db)
         try:
             add_touched_after(db, objs, cid, table, key)
             if also:
                 db.conn.execute(f"INSERT OR IGNORE INTO temp.{objs} SELECT tbl, key FROM temp.{also}")
-            return compare(db, objs, a_cid, b_cid)
+            db.conn.execute(f"INSERT INTO temp.{out} {unpacked}{of_objects.format(objs)}")
         finally:
             drop(db, objs)
-    bounds = [_bound(db, c) for c in (a_cid, b_cid)]
-    rows = db.conn.execute(
-        f"SELECT v.tbl, v.key, max({bounds[0]}), max({bounds[1]}) FROM nsl_version v GROUP BY v.tbl, v.key "
-        f"HAVING max(v.vid) > {int(hi)}").fetchall()
-    out = _unpacked(rows)
+        return out
+    db.conn.execute(
+        f"INSERT INTO temp.{out} {unpacked}(SELECT v.tbl AS tbl, v.key AS key, max({pa}) AS pa, max({pb}) AS pb "
+        f"FROM nsl_version v GROUP BY v.tbl, v.key HAVING max(v.vid) > {int(hi)})")
     if also:
-        seen = {(t, k) for t, k, _, _ in out}
-        extra = [r for r in compare(db, also, a_cid, b_cid) if (r[0], r[1]) not in seen]
-        out += extra
+        db.conn.execute(f"INSERT OR IGNORE INTO temp.{out} {unpacked}{of_objects.format(also)}")
     return out
 
 
@@ -162,20 +176,18 @@ def _bound(db: Database, cid: int | None) -> str:
     return f"CASE WHEN v.vid <= {int(line_range(db, cid)[1])} THEN v.vid * 2 + (v.op = 'D') END"
 
 
-def _unpacked(rows) -> list[tuple]:
-    unpack = lambda x: None if x is None or x & 1 else x >> 1  # noqa: E731
-    return [(t, k, unpack(a), unpack(b)) for t, k, a, b in rows]
-
-
-def compare(db: Database, objs: str, a_cid: int | None, b_cid: int | None) -> list[tuple]:
-    """(tbl, key, vid at a, vid at b) for each object of `objs` (linear history; None: the head),
-    None where the object is deleted or not yet made. One pass over each object's lines: a line
-    is packed as vid*2 + is-deletion, so max() finds the last line and whether it deletes."""
-    bounds = [_bound(db, c) for c in (a_cid, b_cid)]
-    rows = db.conn.execute(
-        f"SELECT o.tbl, o.key, max({bounds[0]}), max({bounds[1]}) FROM temp.{objs} o "
-        f"LEFT JOIN nsl_version v ON v.tbl = o.tbl AND v.key = o.key GROUP BY o.tbl, o.key").fetchall()
-    return _unpacked(rows)
+def write_diff(db: Database, diff: str, col: str) -> int:
+    """Make the user tables show, for each object of the diff table, the version in its column `col`
+    ('a' or 'b'). Returns the number of objects."""
+    assert col in ("a", "b")
+    n = 0
+    for (name,) in db.conn.execute(f"SELECT DISTINCT tbl FROM temp.{diff}").fetchall():
+        items = db.conn.execute(f"SELECT key, {col} FROM temp.{diff} WHERE tbl = ?", (name,)).fetchall()
+        n += len(items)
+        tbl = db.table(name, missing_ok=True)
+        if tbl is not None:
+            write_rows(db, tbl, items)
+    return n
 
 
 def write_rows(db: Database, tbl: Table, items) -> None:
@@ -187,69 +199,104 @@ def write_rows(db: Database, tbl: Table, items) -> None:
         _write_rows(db, tbl, items)
 
 
-def _only_the_key_is_unique(db: Database, tbl: Table) -> bool:
-    """Whether the key is the table's one uniqueness constraint (then a REPLACE can only replace the
-    object's own row)."""
-    uniques = [r[1] for r in db.conn.execute(f"PRAGMA index_list({tbl.q})") if r[2]]
-    return len(uniques) <= 1 and all(
-        [r[2] for r in db.conn.execute(f"PRAGMA index_info({quote(u)})")] == [tbl.key_col] for u in uniques)
+def _key_is_unique(db: Database, tbl: Table) -> bool:
+    """Whether SQLite accepts ON CONFLICT(key): the key is the primary key or has a unique index."""
+    pks = [r[1] for r in db.conn.execute(f"PRAGMA table_info({tbl.q})") if r[5]]
+    if pks == [tbl.key_col]:
+        return True
+    return any(r[2] and [c[2] for c in db.conn.execute(f"PRAGMA index_info({quote(r[1])})")] == [tbl.key_col]
+               for r in db.conn.execute(f"PRAGMA index_list({tbl.q})").fetchall())
 
 
 def _write_rows(db: Database, tbl: Table, items) -> None:
-    # A row that gets another version is replaced in one step; only rows that go are deleted first.
-    replace = _only_the_key_is_unique(db, tbl)
-    keys = [k for k, v in items if v is None] if replace else [k for k, _ in items]
+    # A row that gets another version is rewritten in place by an upsert; only rows that go are deleted.
+    upsert = _key_is_unique(db, tbl)
+    keys = [k for k, v in items if v is None] if upsert else [k for k, _ in items]
     for i in range(0, len(keys), 500):
         part = keys[i:i + 500]
         db.conn.execute(f"DELETE FROM {tbl.q} WHERE {tbl.qkey} IN ({','.join('?' * len(part))})", part)
-    vids = [v for _, v in items if v is not None]
-    groups: dict[str, list] = {}
-    for i in range(0, len(vids), 500):
-        part = vids[i:i + 500]
-        for (content,) in db.conn.execute(
-                f"SELECT content FROM nsl_version WHERE vid IN ({','.join('?' * len(part))})", part):
-            head, _, body = content.partition("\n")
-            groups.setdefault(head, []).append(body)
+    groups: dict[str, list[str]] = {}
+    for (content,) in _contents(db, [v for _, v in items if v is not None]):
+        head, _, body = content.partition("\n")
+        groups.setdefault(head, []).append(body)
     for head in groups:
         for c in rowtext.decode_header(head):
             if c not in tbl.columns:
                 db.conn.execute(f"ALTER TABLE {tbl.q} ADD COLUMN {quote(c)}")
                 tbl.columns.append(c)
-    verb = "INSERT OR REPLACE" if replace else "INSERT"
     for head, rows in _decoded(groups):
         cols = rowtext.decode_header(head)
-        insert_many(db.conn, f"{verb} INTO {tbl.q} ({', '.join(quote(c) for c in cols)}) VALUES ",
-                    f"({', '.join('?' * len(cols))})", len(cols), chain.from_iterable(rows), len(rows))
+        insert_many(db.conn, f"INSERT INTO {tbl.q} ({', '.join(quote(c) for c in cols)}) VALUES ",
+                    f"({', '.join('?' * len(cols))})", len(cols), chain.from_iterable(rows), len(rows),
+                    tbl.upsert_tail(cols) if upsert else "")
+
+
+def _contents(db: Database, vids: list[int]):
+    """The content of versions `vids`, in vid order. A commit's lines have consecutive vids, so long
+    runs are read as ranges of the table (half the cost of seeking each vid); the rest by IN lists."""
+    vids = sorted(vids)
+    singles: list[int] = []
+    i = 0
+    while i < len(vids):
+        j = i
+        while j + 1 < len(vids) and vids[j + 1] == vids[j] + 1:
+            j += 1
+        if j - i >= 63:
+            yield from _by_ids(db, singles)
+            singles = []
+            yield from db.conn.execute("SELECT content FROM nsl_version WHERE vid BETWEEN ? AND ?", (vids[i], vids[j]))
+        else:
+            singles.extend(vids[i:j + 1])
+        i = j + 1
+    yield from _by_ids(db, singles)
+
+
+def _by_ids(db: Database, vids: list[int]):
+    for i in range(0, len(vids), 500):
+        part = vids[i:i + 500]
+        yield from db.conn.execute(f"SELECT content FROM nsl_version WHERE vid IN ({','.join('?' * len(part))})",
+                                   part)
 
 
 PARALLEL_ROWS = 20_000   # below this, a helper process costs more than it saves
 _CHUNK = 5_000
 
 
-def _decode_chunks(groups: dict):
+def _decode_chunks(groups: dict, part: int | None = None):
+    """(header, rows) of each chunk of the bodies in `groups`; with `part` (0 or 1), only the chunks
+    of that parity (the other half is decoded by whoever reads these)."""
+    i = 0
     for head, bodies in groups.items():
         ncols = head.count("|") + 1
-        for i in range(0, len(bodies), _CHUNK):
-            # Only values matter here: the user table holds SQL values, kinds live in the history.
-            yield head, rowtext.decode_bodies(bodies[i:i + _CHUNK], ncols)
+        for j in range(0, len(bodies), _CHUNK):
+            if part is None or i % 2 == part:
+                # Only values matter here: the user table holds SQL values, kinds live in the history.
+                yield head, rowtext.decode_bodies(bodies[j:j + _CHUNK], ncols)
+            i += 1
 
 
 def _decoded(groups: dict):
     """(header, rows of SQL values) of the typed bodies in `groups`, a chunk at a time. Many rows are
-    decoded in a forked helper (which has the bodies already, and never touches the database) while
-    this process inserts the chunks it has: decoding costs about as much as the inserts."""
+    decoded half here and half in a forked helper (which has the bodies already, and never touches
+    the database), which works while this process inserts: decoding costs about as much as the inserts."""
     from .bulk import parallel_ok
     from .workers import Worker
 
     if sum(map(len, groups.values())) < PARALLEL_ROWS or not parallel_ok():
         yield from _decode_chunks(groups)
         return
-    w = Worker(_decode_chunks, groups)
+    w = Worker(_decode_chunks, groups, 1)
     try:
-        while True:
-            item = w.receive()
-            if item is None:
-                return
-            yield item
+        i = 0
+        for head, bodies in groups.items():
+            ncols = head.count("|") + 1
+            for j in range(0, len(bodies), _CHUNK):
+                if i % 2 == 0:
+                    yield head, rowtext.decode_bodies(bodies[j:j + _CHUNK], ncols)
+                else:
+                    item = w.receive()
+                    assert item is not None, "the decoding helper ended early"
+                    yield item
+                i += 1
     finally:
         w.close()

@@ -8,7 +8,6 @@ from ..errors import CheckedOut, RevertConflict, UncommittedChanges
 from . import commits, states
 from .commits import CommitWriter
 from .database import Database
-from .multirow import insert_many
 from .objects import WriteResult, _meta, resolve_key, status
 from .schema import current_version
 
@@ -73,7 +72,12 @@ def checkout(db: Database, ref: str) -> TravelResult:
             if shown != target:
                 # Only objects changed after the older of the two commits can differ between them.
                 since = min(c for c in (shown, target) if c is not None)
-                n = _apply(db, [d for d in states.compare_since(db, since, shown, target) if d[2] != d[3]], 3)
+                diff = states.diff_since(db, since, shown, target)
+                try:
+                    db.conn.execute(f"DELETE FROM temp.{diff} WHERE a IS b")
+                    n = states.write_diff(db, diff, "b")
+                finally:
+                    states.drop(db, diff)
         else:
             src = _shown_state(db)
             dst = states.head_state(db) if back_to_head else states.state_at(db, cid)
@@ -105,41 +109,42 @@ def restore(db: Database, source: str = "HEAD", table: str | None = None, key=No
                 cond += " AND p.key = ?"
                 params.append(k)
         objs = states.objects_table(db)
+        diff = None
         try:
             # Keys changed outside nsl since the head are rewritten too, so the result is exactly `source`.
             db.conn.execute(f"INSERT OR IGNORE INTO temp.{objs} SELECT t.name, p.key FROM nsl_pending p "
                             f"JOIN nsl_table t ON t.tid = p.tid WHERE 1{cond}", params)
             if states.is_linear(db):
-                rows = states.compare_since(db, cid, None, cid, tname, k, also=objs)
+                diff = states.diff_since(db, cid, None, cid, tname, k, also=objs)
             else:
+                diff = states.diff_table(db)
                 dst = states.state_of(db, source)
                 src = states.head_state(db)
                 try:
                     db.conn.execute(f"INSERT OR IGNORE INTO temp.{objs} SELECT tbl, key FROM "
                                     f"(SELECT tbl, key FROM temp.{dst} UNION SELECT tbl, key FROM temp.{src}) "
                                     f"WHERE (? IS NULL OR tbl = ?) AND (? IS NULL OR key = ?)", (tname, tname, k, k))
-                    rows = db.conn.execute(
-                        f"SELECT o.tbl, o.key, (SELECT s.vid FROM temp.{src} s WHERE s.tbl=o.tbl AND s.key=o.key), "
-                        f"(SELECT d.vid FROM temp.{dst} d WHERE d.tbl=o.tbl AND d.key=o.key) "
-                        f"FROM temp.{objs} o").fetchall()
+                    db.conn.execute(
+                        f"INSERT INTO temp.{diff} SELECT o.tbl, o.key, "
+                        f"(SELECT s.vid FROM temp.{src} s WHERE s.tbl=o.tbl AND s.key=o.key), "
+                        f"(SELECT d.vid FROM temp.{dst} d WHERE d.tbl=o.tbl AND d.key=o.key) FROM temp.{objs} o")
                 finally:
                     states.drop(db, dst, src)
-            pending = {(r[0], r[1]) for r in db.conn.execute(
-                f"SELECT t.name, p.key FROM nsl_pending p JOIN nsl_table t ON t.tid = p.tid WHERE 1{cond}", params)}
-            diffs = [r for r in rows if r[2] != r[3] or (r[0], r[1]) in pending]
-            n = _apply(db, diffs, 3)
+            # What differs, and what was changed outside nsl (objs holds those, and more when not linear).
+            db.conn.execute(f"DELETE FROM temp.{diff} WHERE a IS b AND NOT EXISTS (SELECT 1 FROM nsl_pending p "
+                            f"JOIN nsl_table t ON t.tid = p.tid WHERE t.name = temp.{diff}.tbl "
+                            f"AND p.key = temp.{diff}.key)")
+            n = states.write_diff(db, diff, "b")
             if source.strip().upper() == "HEAD":
                 _merged_rows(db, tname, k)
             # The rewritten objects are uncommitted changes now, each remembering the version it shows;
             # those back at the head's version are not changes at all.
-            tids = {t.name: t.tid for t in db.tables()}
-            changed = [x for d in diffs if d[2] != d[3] for x in (tids[d[0]], d[1], d[3])]
-            insert_many(db.conn, "INSERT OR REPLACE INTO nsl_pending(tid, key, vid) VALUES ", "(?, ?, ?)", 3,
-                        changed, len(changed) // 3)
-            db.conn.executemany("DELETE FROM nsl_pending WHERE tid = ? AND key = ?",
-                                [(tids[d[0]], d[1]) for d in diffs if d[2] == d[3]])
+            db.conn.execute(f"INSERT OR REPLACE INTO nsl_pending(tid, key, vid) SELECT t.tid, d.key, d.b "
+                            f"FROM temp.{diff} d JOIN nsl_table t ON t.name = d.tbl WHERE d.a IS NOT d.b")
+            db.conn.execute(f"DELETE FROM nsl_pending WHERE (tid, key) IN (SELECT t.tid, d.key FROM temp.{diff} d "
+                            f"JOIN nsl_table t ON t.name = d.tbl WHERE d.a IS d.b)")
         finally:
-            states.drop(db, objs)
+            states.drop(db, objs, diff)
         return TravelResult(uuid, n)
 
 
