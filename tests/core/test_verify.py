@@ -113,3 +113,29 @@ def test_rebuild_regenerates_derived_tables(filled):
     assert res["head"] == head and res["objects"] == 3
     assert set(db.conn.execute("SELECT parent, child FROM nsl_plink")) == links
     assert nsl.verify(db).ok
+
+
+def test_a_large_database_is_verified_in_two_processes_with_the_same_findings(db, db_path):
+    # From verify.PARALLEL_VERSIONS versions on, a forked helper compares the user tables while the
+    # versions are hashed: what it finds must be reported exactly as one process would.
+    from nsl.core import verify as verifymod
+
+    n = verifymod.PARALLEL_VERSIONS
+    nsl.save(db, "t", [{"id": i, "v": f"x{i}"} for i in range(n)])
+    rep = nsl.verify(db)
+    assert rep.ok and rep.versions == n and rep.rows == n
+    raw(db_path, "UPDATE t SET v = 'y' WHERE id = 7")         # an outside edit: uncommitted, not a problem
+    c = sqlite3.connect(db_path)
+    c.execute("INSERT INTO nsl_busy VALUES (1)")              # bypass the triggers, as an attacker could
+    c.execute("UPDATE t SET v = 'tampered' WHERE id = 9")
+    c.execute("DELETE FROM t WHERE id = 11")
+    c.execute("DELETE FROM nsl_busy")
+    c.execute("UPDATE nsl_version SET content = replace(content, '7832', '7833') WHERE key = 2")  # 'x2' -> 'x3'
+    c.commit()
+    c.close()
+    rep = nsl.verify(db)
+    out = "\n".join(rep.problems)
+    assert rep.rows == n - 1 and rep.uncommitted == 1
+    assert "version" in rep.problems[0] and "does not hash" in out
+    assert "t/9: column 'v'" in out and "t/11: row is missing" in out
+    assert "t/7" not in out
