@@ -124,6 +124,15 @@ def save_lines(db: Database, table: str, stream: BinaryIO, *, key=None, message=
     def feed(saver):
         algo = db.hash_algo
         saver.admit(objs0)  # the table now has the first batch's columns: the worker works for those
+        if saver.tbl.affinities:
+            # Values for typed columns pass through SQLite before they are hashed (affinity.py), which
+            # only the writer can do: the whole save happens here, a block at a time.
+            saver.add_batch(objs0)
+            lineno = len(block0) + 1
+            for block in iter(lambda: list(itertools.islice(stream, objects.BATCH)), []):
+                saver.add_batch(parse_lines(block, lineno))
+                lineno += len(block)
+            return True
         rest = (stream, objects.BATCH, len(block0) + 1, len(objs0), list(saver.tbl.columns), saver.key_col, algo)
         if len(block0) == objects.BATCH and parallel_ok():  # (a shorter first block was all of it)
             requests = Requests()

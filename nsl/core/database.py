@@ -25,7 +25,7 @@ from ..errors import (
     NotANslDatabase,
     UnknownTable,
 )
-from . import schema
+from . import affinity, schema
 from .schema import quote
 
 DEFAULT_DB = "nsl.db"
@@ -107,6 +107,10 @@ class Table:
     columns: list[str]
     json_columns: set[str] = field(default_factory=set)
     has_rowid: bool = True
+    # Columns with a declared type that converts values (an adopted table's; see affinity.py), and
+    # whether the key is an INTEGER PRIMARY KEY (SQLite's rowid, which takes integers only).
+    affinities: dict = field(default_factory=dict)
+    int_key: bool = False
     # SQL built for this table (see `sql`): it lives as long as the metadata it was built from.
     statements: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -460,7 +464,11 @@ class Database:
             has_rowid = True
         except sqlite3.OperationalError:
             has_rowid = False  # a WITHOUT ROWID table adopted from an existing file
-        return Table(tid, name, key_col, self.table_columns(name), json_cols, has_rowid)
+        info = self.conn.execute(f"PRAGMA table_info({quote(name)})").fetchall()
+        int_key = has_rowid and any(r[1] == key_col and r[5] and (r[2] or "").upper() == "INTEGER" for r in info) \
+            and sum(1 for r in info if r[5]) == 1
+        return Table(tid, name, key_col, [r[1] for r in info], json_cols, has_rowid,
+                     affinity.of_table(info), int_key)
 
     def table(self, name: str, *, missing_ok: bool = False) -> Table | None:
         """The tracked table `name` (matched ignoring case when no name matches exactly).

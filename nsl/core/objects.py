@@ -16,7 +16,7 @@ from ..errors import (
     NothingToCommit,
     UnknownObject,
 )
-from . import conflicts, query, rowtext
+from . import affinity, conflicts, query, rowtext
 from .commits import CommitWriter
 from .database import Database, Table, check_column_name, check_table_name
 from .multirow import insert_many
@@ -137,7 +137,7 @@ class _Saver:
         """Check every object, give keys to those without, add new attributes as columns (the first
         batch creates the table and starts the commit)."""
         key_col = self.key_col
-        normalize(batch, key_col, self.pos)
+        normalize(batch, key_col, self.pos, self.tbl is not None and self.tbl.int_key)
         cols = self.tbl.columns if self.tbl else [key_col]
         known = set(cols)
         lower = {c.lower(): c for c in cols}
@@ -180,6 +180,9 @@ class _Saver:
 
     def add_batch(self, batch):
         self.admit(batch)
+        if self.tbl.affinities:
+            batch = affinity.coerce(self.db.conn, self.tbl.affinities, batch, self.key_col, self.tbl.int_key,
+                                    self.pos)
         self.add_prepared(compute_columns(batch, self.tbl.columns, self.key_col, self.algo, self.known_json))
 
     def _optimistic(self) -> bool:

@@ -36,6 +36,12 @@ def new_key() -> str:
     return "".join(_CROCKFORD[(n >> s) & 31] for s in range(125, -5, -5))
 
 
+def new_int_key() -> int:
+    """A random, time-sortable positive 63-bit integer key, for a table keyed by an INTEGER PRIMARY KEY:
+    the milliseconds since 1970 (which fit in 42 bits until the year 2109), then 21 random bits."""
+    return (int(time.time() * 1000) << 21) | int.from_bytes(os.urandom(3), "big") >> 3
+
+
 class Prepared(NamedTuple):
     """A batch ready to insert, by column: `values[i]` holds column cols[i] of every row, and row j's
     version is (keys[j], uuids[j], digests[j], contents[j]). Keys are distinct, in first-seen order.
@@ -52,8 +58,9 @@ class Prepared(NamedTuple):
     count: int      # objects in the batch (more than the rows when a key came twice)
 
 
-def normalize(batch: list, key_col: str, pos: int = 0) -> None:
-    """Check that each item is an object with a usable key; give a new key to those without one."""
+def normalize(batch: list, key_col: str, pos: int = 0, int_keys: bool = False) -> None:
+    """Check that each item is an object with a usable key; give a new key to those without one (an
+    integer one when `int_keys`)."""
     if set(map(type, batch)) == {dict} and \
             set(map(type, map(operator.methodcaller("get", key_col), batch))) <= {str, int}:
         return  # the common case, checked in C: every item an object with a text or integer key
@@ -63,7 +70,8 @@ def normalize(batch: list, key_col: str, pos: int = 0) -> None:
         k = obj.get(key_col)
         if k is None:
             # A null key means "make one": the new key replaces it, in front.
-            batch[i] = {key_col: new_key(), **{a: v for a, v in obj.items() if a != key_col}}
+            batch[i] = {key_col: new_int_key() if int_keys else new_key(),
+                        **{a: v for a, v in obj.items() if a != key_col}}
         elif type(k) is not str and type(k) is not int:
             raise InvalidObject(
                 f"object {pos + i + 1}: key {key_col!r} must be a string or an integer, not {_json_type(k)}")
