@@ -218,7 +218,8 @@ class Database:
 
     def _upgrade(self):
         """Bring a file made by an older nsl up to this schema: tables are added, never changed, and
-        the change-tracking triggers are made anew (version 3 made them work under any conflict policy)."""
+        the change-tracking triggers are made anew (version 3 made them work under any conflict policy,
+        version 4 has them refuse changes while an old commit is checked out)."""
         with self.write(check_checkout=False):
             for stmt in schema.statements(schema.ALL_TABLES):
                 self.conn.execute(stmt)

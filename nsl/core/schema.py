@@ -5,7 +5,7 @@ Everything else is derived from them and `nsl rebuild` makes it again.
 """
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 ARTIFACT_TABLES = """
 CREATE TABLE IF NOT EXISTS nsl_meta(
@@ -170,6 +170,13 @@ def sql_literal(value) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+# While `nsl checkout` shows an old commit, the tables are read-only for every SQLite client too: a
+# change made then would be undone by the return to the head, so the statement is refused instead.
+CHECKED_OUT_MESSAGE = "nsl: an old commit is checked out, so the tables are read-only; run nsl checkout HEAD to return"
+READ_ONLY_WHILE_CHECKED_OUT = (f"SELECT RAISE(ABORT, {sql_literal(CHECKED_OUT_MESSAGE)}) "
+                               "WHERE EXISTS (SELECT 1 FROM nsl_meta WHERE name = 'checkout')")
+
+
 def trigger_sql(tid: int, table: str, key_col: str) -> list[str]:
     """Triggers that note changed keys in nsl_pending, in plain SQL so any SQLite client fires them.
 
@@ -182,7 +189,8 @@ def trigger_sql(tid: int, table: str, key_col: str) -> list[str]:
     name = lambda op: quote(f"nsl_{op}_{tid}")  # noqa: E731
 
     def note(ref: str) -> str:
-        return (f"DELETE FROM nsl_pending WHERE tid = {t} AND key = {ref}; "
+        return (f"{READ_ONLY_WHILE_CHECKED_OUT}; "
+                f"DELETE FROM nsl_pending WHERE tid = {t} AND key = {ref}; "
                 f"INSERT INTO nsl_pending(tid, key) VALUES ({t}, {ref}); ")
     return [
         f"CREATE TRIGGER IF NOT EXISTS {name('ins')} AFTER INSERT ON {q} {guard} BEGIN {note(f'NEW.{k}')}END",

@@ -69,5 +69,27 @@ def test_a_file_with_the_old_triggers_gets_the_new_ones_when_opened(people):
     assert people.sqlite3(EDITS["upsert"]).returncode == 0
     assert people.sqlite3(EDITS["upsert"]).returncode == 0
     assert [c["key"] for c in people.ok("status", "--json").json["changes"]] == [1]
-    assert people.sqlite3("SELECT value FROM nsl_meta WHERE name = 'schema_version'").stdout.strip() == "3"
+    assert people.sqlite3("SELECT value FROM nsl_meta WHERE name = 'schema_version'").stdout.strip() == \
+        str(schema.SCHEMA_VERSION)
     assert people("verify").returncode == 0
+
+
+@pytest.mark.parametrize("edit", [EDITS["upsert"], "INSERT INTO people(id, name) VALUES (9, 'Ivy')",
+                                  "DELETE FROM people WHERE id = 2", "UPDATE people SET age = age + 1"])
+def test_the_sqlite3_shell_cannot_change_a_checked_out_state(people, edit):
+    # A change made while an old commit is shown would be undone by the return to the head: refused.
+    people.ok("save", "people", '{"id": 1, "name": "Ada L"}')
+    head = people.ok("head").stdout.strip()
+    old = people.ok("log", "--json").json[-1]["commit"]
+    people.ok("checkout", old)
+    shown = people.sqlite3("SELECT * FROM people ORDER BY id").stdout
+    p = people.sqlite3(edit)
+    assert p.returncode != 0
+    assert "an old commit is checked out, so the tables are read-only; run nsl checkout HEAD" in p.stderr
+    assert people.sqlite3("SELECT * FROM people ORDER BY id").stdout == shown
+    assert people.ok("status", "--json").json["changes"] == []
+    people.ok("checkout", "HEAD")
+    assert people.ok("head").stdout.strip() == head
+    assert people.ok("get", "people", "1", "--json").json["name"] == "Ada L"
+    assert people("verify").returncode == 0
+    assert people.sqlite3(edit).returncode == 0     # at the head, the shell writes again
