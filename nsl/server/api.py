@@ -12,10 +12,10 @@ import sqlite3
 from ..core import batch, commits, conflicts, history, objects, sql as sqlmod
 from ..core import verify as verifymod
 from ..core.values import INT64_MAX, INT64_MIN, loads
-from ..errors import (AmbiguousRef, BadInput, InvalidName, InvalidObject, InvalidPredicate, ReadOnlySQL, SQLError,
+from ..errors import (AmbiguousRef, BadInput, InvalidName, InvalidObject, InvalidPredicate, ReadOnlySQL,
                       UnknownObject)
 from . import openapi, static
-from .app import PUBLIC, Forbidden, Request, Response, Route, Timeout
+from .app import PUBLIC, Forbidden, Request, Response, Route, Timeout, sqlite_code
 
 API = "/api/v1"
 DEFAULT_LIMIT = 1000        # objects per find when no limit is given
@@ -263,16 +263,21 @@ def run_sql(req: Request):
     try:
         try:
             cols, rows = sqlmod.run(req.db, text, params, write=write)
-        except ReadOnlySQL:
+        except ReadOnlySQL as e:
+            what = e.data.get("what")
+            detail = f" ({what})" if what else ""
             if want is False:
-                raise ReadOnlySQL('this SQL writes, and the request says "write": false') from None
+                raise ReadOnlySQL(f'this SQL writes{detail}, and the request says "write": false') from None
             if not may_write:
-                raise ReadOnlySQL(f"this SQL writes, and token {req.token_name!r} (role {req.role!r}) may only read",
-                                  hint="use a token whose role allows write") from None
+                if not e.data.get("writable", True):  # a setting no SQL may change, whatever the role
+                    raise ReadOnlySQL(f"this SQL writes{detail}, and token {req.token_name!r} (role {req.role!r}) "
+                                      "may only read; no SQL may change this setting") from None
+                raise ReadOnlySQL(f"this SQL writes{detail}, and token {req.token_name!r} (role {req.role!r}) "
+                                  "may only read", hint="use a token whose role allows write") from None
             write = True
             cols, rows = sqlmod.run(req.db, text, params, write=True)
-    except SQLError as e:
-        if "interrupted" in e.message:
+    except sqlite3.OperationalError as e:
+        if sqlite_code(e) == sqlite3.SQLITE_INTERRUPT:
             raise Timeout(f"the SQL ran longer than {req.app.time_limit:g} s and was stopped; "
                           "nothing was changed") from None
         raise

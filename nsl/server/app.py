@@ -371,11 +371,11 @@ class App:
             # Only a string holding a lone surrogate (which JSON escapes can make) gets this far.
             return error_response(BadInput("a string holds a lone surrogate (invalid Unicode); it cannot be stored"))
         except sqlite3.OperationalError as e:
-            msg = str(e)
-            if "interrupted" in msg:
+            code = sqlite_code(e)  # SQLite's result code: the message may hold a user's names
+            if code == sqlite3.SQLITE_INTERRUPT:
                 return error_response(Timeout(f"the request took longer than {self.time_limit:g} s and was stopped; "
                                               "nothing was changed"))
-            if "locked" in msg or "busy" in msg:
+            if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
                 return error_response(Locked("the database is busy; try again"))
             return self._internal(req)
         except Exception:
@@ -501,6 +501,12 @@ class App:
         req.query  # noqa: B018  (unknown query parameters fail before the handler runs)
         out = req.route.handler(req)
         return out if isinstance(out, Response) else Response(200, out)
+
+
+def sqlite_code(e: BaseException) -> int:
+    """The primary result code (SQLITE_BUSY, SQLITE_INTERRUPT, ...) of a sqlite3 exception; 0 if none."""
+    code = getattr(e, "sqlite_errorcode", None)
+    return code & 0xFF if isinstance(code, int) else 0
 
 
 # "200 OK" and the like, made once.

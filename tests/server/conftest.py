@@ -55,10 +55,10 @@ class Api:
 class Running:
     """One server on a database: its URL, the app, and a way to stop it."""
 
-    def __init__(self, db_path, **app_kw):
+    def __init__(self, db_path, *, threads: int = 4, server_kw=None, **app_kw):
         self.db_path = db_path
         self.app = App(db_path, **app_kw)
-        self.server = Server(self.app, "127.0.0.1", 0, threads=4)
+        self.server = Server(self.app, "127.0.0.1", 0, threads=threads, **(server_kw or {}))
         host, port = self.server.addresses[0]
         self.url = f"http://{host}:{port}"
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"grace": 5}, daemon=True)
@@ -89,7 +89,8 @@ def server_db(tmp_path):
 
 @pytest.fixture
 def start_server():
-    """start_server(db_path, **App options) -> Running; every server is stopped at teardown."""
+    """start_server(db_path, threads=4, server_kw={Server options}, **App options) -> Running; every server
+    is stopped at teardown."""
     running = []
 
     def start(db_path, **kw):
