@@ -111,6 +111,7 @@ class Table:
     # whether the key is an INTEGER PRIMARY KEY (SQLite's rowid, which takes integers only).
     affinities: dict = field(default_factory=dict)
     int_key: bool = False
+    bool_columns: set[str] = field(default_factory=set)  # columns that have held true or false
     # SQL built for this table (see `sql`): it lives as long as the metadata it was built from.
     statements: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -219,10 +220,14 @@ class Database:
     def _upgrade(self):
         """Bring a file made by an older nsl up to this schema: tables are added, never changed, and
         the change-tracking triggers are made anew (version 3 made them work under any conflict policy,
-        version 4 has them refuse changes while an old commit is checked out)."""
+        version 4 has them refuse changes while an old commit is checked out; version 5 added
+        nsl_bool_column, filled here from the history)."""
         with self.write(check_checkout=False):
+            before = int(self.meta("schema_version") or 0)
             for stmt in schema.statements(schema.ALL_TABLES):
                 self.conn.execute(stmt)
+            if before < 5:
+                schema.record_bool_columns(self.conn)
             for tbl in self.tables():
                 if self.conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?",
                                      (tbl.name,)).fetchone():
@@ -460,6 +465,7 @@ class Database:
     def _table(self, tid, name, key_col) -> Table:
         json_cols = {r[0] for r in self.conn.execute(
             "SELECT name FROM nsl_json_column WHERE tid=?", (tid,))}
+        bool_cols = {r[0] for r in self.conn.execute("SELECT name FROM nsl_bool_column WHERE tid=?", (tid,))}
         try:
             self.conn.execute(f"SELECT rowid FROM {quote(name)} LIMIT 0")
             has_rowid = True
@@ -469,7 +475,7 @@ class Database:
         int_key = has_rowid and any(r[1] == key_col and r[5] and (r[2] or "").upper() == "INTEGER" for r in info) \
             and sum(1 for r in info if r[5]) == 1
         return Table(tid, name, key_col, [r[1] for r in info], json_cols, has_rowid,
-                     affinity.of_table(info), int_key)
+                     affinity.of_table(info), int_key, bool_cols)
 
     def table(self, name: str, *, missing_ok: bool = False) -> Table | None:
         """The tracked table `name` (matched ignoring case when no name matches exactly).

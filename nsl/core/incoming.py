@@ -13,7 +13,7 @@ from ..errors import BadArtifact, InvalidName
 from . import conflicts, graph, rowtext, states
 from .commits import ParsedCommit, lines_hash
 from .database import Database, Table, check_table_name
-from .schema import quote
+from .schema import bool_columns, quote
 
 
 @dataclass
@@ -74,6 +74,7 @@ def apply(db: Database, pc: ParsedCommit, keys: list, content_of, key_cols: dict
     rows = []
     seen = set()
     json_cols: dict[str, set] = {}
+    bool_cols: dict[str, set] = {}
     new_headers: dict[str, dict] = {}   # table -> headers of its versions, in line order
     groups: dict[tuple, list] = {}      # (table, header) -> [(line index, body)]
     for i, ((op, tname, uuid, digest, parents), key) in enumerate(zip(pc.lines, keys)):
@@ -116,6 +117,7 @@ def apply(db: Database, pc: ParsedCommit, keys: list, content_of, key_cols: dict
             for b in bodies:
                 json_cols.setdefault(tname, set()).update(
                     col for col, cell in zip(cols, b.split("|")) if cell.startswith("j"))
+        bool_cols.setdefault(tname, set()).update(bool_columns(cols, bodies))
         new_headers.setdefault(tname, {}).setdefault(head, None)
 
     lo = (c.execute("SELECT ifnull(max(vid), 0) FROM nsl_version").fetchone()[0]) + 1
@@ -151,6 +153,9 @@ def apply(db: Database, pc: ParsedCommit, keys: list, content_of, key_cols: dict
     c.execute("INSERT INTO nsl_leaf(cid) VALUES (?)", (cid,))
     for tname, cols in json_cols.items():
         c.executemany("INSERT OR IGNORE INTO nsl_json_column(tid, name) VALUES (?, ?)",
+                      [(tables[tname].tid, col) for col in cols])
+    for tname, cols in bool_cols.items():
+        c.executemany("INSERT OR IGNORE INTO nsl_bool_column(tid, name) VALUES (?, ?)",
                       [(tables[tname].tid, col) for col in cols])
     # A table has every column any of its versions has, shown or not, so replicas holding the same
     # history have the same columns whatever order their syncs came in.

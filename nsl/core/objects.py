@@ -21,7 +21,7 @@ from .commits import CommitWriter
 from .database import Database, Table, check_column_name, check_table_name
 from .multirow import insert_many
 from .prepare import Prepared, compute_columns, compute_rows, hash_rows, new_key, normalize, rows_of  # noqa: F401
-from .rowtext import JSON, header, typed_cell
+from .rowtext import FALSE, JSON, TRUE, header, typed_cell
 from .schema import current_version, quote, sql_literal
 from .values import INT64_MAX, INT64_MIN, exact_object, has_long_int, inherit_kinds, plain_object, to_object
 
@@ -130,6 +130,7 @@ class _Saver:
         self.sha = rowtext.hasher(self.algo)
         self.pos = 0
         self.known_json = set(tbl.json_columns) if tbl else set()
+        self.known_bool = set(tbl.bool_columns) if tbl else set()
         self.created_here = tbl is None
         self.optimistic = None
 
@@ -202,6 +203,10 @@ class _Saver:
         path."""
         tbl, w, conn = self.tbl, self.writer, self.db.conn
         p = hash_rows(p, self.algo)
+        if p.new_bool and not self.known_bool.issuperset(p.new_bool):
+            conn.executemany("INSERT OR IGNORE INTO nsl_bool_column(tid, name) VALUES (?, ?)",
+                             [(tbl.tid, c) for c in p.new_bool])
+            self.known_bool |= p.new_bool
         if p.cols != tbl.columns or not self._optimistic():
             self.add_rows(rows_of(p), p.new_json, p.cols, p.count)
             return
@@ -545,7 +550,8 @@ def _objects(db: Database, tbl: Table, cur, picker) -> Iterator[dict]:
 
 
 def find_sql(tbl: Table, where, sort) -> tuple[str, list]:
-    fields = query.Fields(tbl.columns, tbl.json_columns, key=tbl.key_col, rowid=tbl.has_rowid)
+    fields = query.Fields(tbl.columns, tbl.json_columns, key=tbl.key_col, rowid=tbl.has_rowid,
+                          bool_columns=tbl.bool_columns)
     cond, params = query.compile_where(where, fields)
     order = query.compile_sort(sort, fields)
     sql = (f"SELECT t.*, v.content FROM {tbl.q} AS t LEFT JOIN nsl_version AS v ON v.vid = "
@@ -732,7 +738,7 @@ def commit_pending(db: Database, *, message=None, author=None, meta=None) -> Wri
     with db.write():
         w = CommitWriter(db, _meta(message, author, meta))
         algo = db.hash_algo
-        lines, json_cols = [], []
+        lines, json_cols, bool_cols = [], [], []
         for tbl, k, row, cur, hint in _pending_rows(db, skip_restored=True):
             if row is None:
                 if cur is not None:
@@ -761,6 +767,8 @@ def commit_pending(db: Database, *, message=None, author=None, meta=None) -> Wri
                     for c, kd in zip(tbl.columns, kinds):
                         if kd == JSON:
                             json_cols.append((tbl.tid, c))
+                        elif kd == TRUE or kd == FALSE:
+                            bool_cols.append((tbl.tid, c))
                     uuid, digest, content = version_of(tbl.columns, row, kinds, algo)
             vid = w.take_vids(1)
             op, parents = ("U", conflicts.live_parents(db, tbl.name, k, cur[1])) if cur is not None else ("I", None)
@@ -769,6 +777,7 @@ def commit_pending(db: Database, *, message=None, author=None, meta=None) -> Wri
             w.insert_lines(lines)
         n = len(lines) + _commit_restored(db, w)
         db.conn.executemany("INSERT OR IGNORE INTO nsl_json_column(tid, name) VALUES (?, ?)", json_cols)
+        db.conn.executemany("INSERT OR IGNORE INTO nsl_bool_column(tid, name) VALUES (?, ?)", bool_cols)
         db.conn.execute("DELETE FROM nsl_pending")
         if not n:
             raise NothingToCommit("nothing to commit: no tracked table changed since the last commit")

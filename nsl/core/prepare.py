@@ -56,6 +56,7 @@ class Prepared(NamedTuple):
     texts: list | None
     new_json: set
     count: int      # objects in the batch (more than the rows when a key came twice)
+    new_bool: set = frozenset()  # columns that got true or false
 
 
 def normalize(batch: list, key_col: str, pos: int = 0, int_keys: bool = False) -> None:
@@ -79,7 +80,8 @@ def normalize(batch: list, key_col: str, pos: int = 0, int_keys: bool = False) -
 
 def compute_rows(batch, cols, key_col, algo, known_json=frozenset()):
     """key -> (values, uuid, digest, content) for normalized objects whose attributes are all in
-    `cols`, plus the set of columns that got nested JSON. Later objects with the same key win."""
+    `cols`, plus the sets of columns that got nested JSON and true/false. Later objects with the same
+    key win."""
     idx = {c: i for i, c in enumerate(cols)}
     hdr = header(cols) + "\n"
     sha = _hasher(algo)
@@ -89,9 +91,9 @@ def compute_rows(batch, cols, key_col, algo, known_json=frozenset()):
         if out is not None:
             values, texts, contents = out
             uuids, digests = hexdigests(sha, texts), hexdigests(sha, list(map(_encode, contents)))
-            return dict(zip(values[key_i], zip(zip(*values), uuids, digests, contents))), set()
-        new_json = set()
-        return _rowwise(batch, len(cols), idx, hdr, sha, key_i, new_json), new_json
+            return dict(zip(values[key_i], zip(zip(*values), uuids, digests, contents))), set(), set()
+        new_json, new_bool = set(), set()
+        return _rowwise(batch, len(cols), idx, hdr, sha, key_i, new_json, new_bool), new_json, new_bool
     except UnicodeEncodeError:
         raise _surrogate() from None
 
@@ -115,8 +117,8 @@ def compute_columns(batch, cols, key_col, algo, known_json=frozenset(), *, hashe
         if len(set(keys)) == len(keys):
             p = Prepared(cols, keys, values, None, None, contents, texts, set(), len(batch))
             return hash_rows(p, algo) if hashed else p
-    rows, new_json = compute_rows(batch, cols, key_col, algo, known_json)
-    return from_rows(rows, cols, new_json, len(batch))
+    rows, new_json, new_bool = compute_rows(batch, cols, key_col, algo, known_json)
+    return from_rows(rows, cols, new_json, len(batch), new_bool)
 
 
 def hash_rows(p: Prepared, algo: str) -> Prepared:
@@ -128,12 +130,12 @@ def hash_rows(p: Prepared, algo: str) -> Prepared:
                       texts=None)
 
 
-def from_rows(rows: dict, cols, new_json, count) -> Prepared:
+def from_rows(rows: dict, cols, new_json, count, new_bool=frozenset()) -> Prepared:
     """The Prepared of rows as compute_rows gives them."""
     if not rows:
-        return Prepared(cols, [], [()] * len(cols), [], [], [], None, new_json, count)
+        return Prepared(cols, [], [()] * len(cols), [], [], [], None, new_json, count, new_bool)
     vals, uuids, digests, contents = zip(*rows.values())
-    return Prepared(cols, list(rows), list(zip(*vals)), uuids, digests, contents, None, new_json, count)
+    return Prepared(cols, list(rows), list(zip(*vals)), uuids, digests, contents, None, new_json, count, new_bool)
 
 
 def rows_of(p: Prepared) -> dict:
@@ -247,7 +249,7 @@ def _columnar(batch, cols, idx, hdr):
     return values, texts, contents
 
 
-def _rowwise(batch, n, idx, hdr, sha, key_i, new_json):
+def _rowwise(batch, n, idx, hdr, sha, key_i, new_json, new_bool):
     """The general path: any mix of attributes and value types, one object at a time."""
     rows = {}  # key -> (values, uuid, digest, content); later objects with the same key win
     for obj in batch:
@@ -281,6 +283,7 @@ def _rowwise(batch, n, idx, hdr, sha, key_i, new_json):
                 vals[i] = 1 if v else 0
                 texts[i] = "1" if v else "0"
                 cells[i] = "T" if v else "F"
+                new_bool.add(a)
             elif t is dict or t is list:
                 try:
                     s = orjson.dumps(v).decode()

@@ -51,6 +51,7 @@ class Fields:
     json_columns: set[str] = field(default_factory=set)
     key: str | None = None  # tiebreak for sorting when the table has no rowid
     rowid: bool = True  # False for WITHOUT ROWID tables
+    bool_columns: set[str] = field(default_factory=set)  # columns that have held true or false
 
 
 # --------------------------------------------------------------------------------------------------

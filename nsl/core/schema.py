@@ -5,7 +5,7 @@ Everything else is derived from them and `nsl rebuild` makes it again.
 """
 from __future__ import annotations
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 ARTIFACT_TABLES = """
 CREATE TABLE IF NOT EXISTS nsl_meta(
@@ -56,6 +56,13 @@ CREATE TABLE IF NOT EXISTS nsl_table(
 );
 -- Columns that have held nested JSON (predicates need any-element logic only there).
 CREATE TABLE IF NOT EXISTS nsl_json_column(
+  tid INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  PRIMARY KEY(tid, name)
+) WITHOUT ROWID;
+-- Columns that have held true or false (predicates need to tell booleans from the integers 1/0
+-- stored for them only there).
+CREATE TABLE IF NOT EXISTS nsl_bool_column(
   tid INTEGER NOT NULL,
   name TEXT NOT NULL,
   PRIMARY KEY(tid, name)
@@ -139,8 +146,33 @@ CREATE TABLE IF NOT EXISTS nsl_config(
 ) WITHOUT ROWID;
 """
 
-DERIVED_NAMES = ("nsl_json_column", "nsl_plink", "nsl_leaf", "nsl_conflict", "nsl_shown", "nsl_artifact")
+DERIVED_NAMES = ("nsl_json_column", "nsl_bool_column", "nsl_plink", "nsl_leaf", "nsl_conflict", "nsl_shown",
+                 "nsl_artifact")
 ALL_TABLES = ARTIFACT_TABLES + DERIVED_TABLES + STATE_TABLES
+
+
+def bool_columns(cols, bodies) -> set:
+    """The columns among `cols` whose cell is true or false (tag T or F) in one of the typed-encoding
+    bodies (each with a cell per column). No other cell holds a T, or starts with an F."""
+    found = set()
+    for b in bodies:
+        if "T" in b or "|F" in b or b[:1] == "F":
+            found.update([c for c, cell in zip(cols, b.split("|")) if cell == "T" or cell == "F"])
+    return found
+
+
+def record_bool_columns(conn) -> None:
+    """Fill nsl_bool_column from every version (rebuild, and files made before schema 5)."""
+    from .rowtext import header_names
+
+    found = set()
+    for tbl, content in conn.execute(
+            "SELECT tbl, content FROM nsl_version WHERE content IS NOT NULL AND (instr(content, 'T') > 0 "
+            "OR instr(content, '|F') > 0 OR instr(content, char(10) || 'F') > 0)"):
+        head, _, body = content.partition("\n")
+        found.update((tbl, c) for c in bool_columns(header_names(head), [body]))
+    conn.executemany("INSERT OR IGNORE INTO nsl_bool_column(tid, name) SELECT tid, ? FROM nsl_table WHERE name = ?",
+                     sorted((c, t) for t, c in found))
 
 
 def statements(sql: str) -> list[str]:

@@ -370,8 +370,8 @@ def _row_difference(table, key, cols, row, content) -> str:
 
 
 def rebuild(db: Database) -> dict:
-    """Regenerate every derived table (current versions, links, leaves, JSON columns, triggers) from the
-    artifacts. The user tables and the history are left as they are."""
+    """Regenerate every derived table (current versions, links, leaves, JSON and boolean columns,
+    triggers) from the artifacts. The user tables and the history are left as they are."""
     with db.write(check_checkout=False):
         c = db.conn
         for stmt in schema.statements(schema.DERIVED_TABLES + schema.STATE_TABLES):
@@ -404,6 +404,7 @@ def rebuild(db: Database) -> dict:
         c.executemany("UPDATE nsl_version SET key=? WHERE vid=?", fix)
         c.executemany("INSERT OR IGNORE INTO nsl_json_column(tid, name) SELECT tid, ? FROM nsl_table WHERE name=?",
                       [(col, t) for t, col in json_cols])
+        schema.record_bool_columns(c)
         for tid, name, key_col in c.execute("SELECT tid, name, key_col FROM nsl_table").fetchall():
             if c.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone():
                 for stmt in schema.drop_trigger_sql(tid) + schema.trigger_sql(tid, name, key_col):

@@ -16,7 +16,7 @@ from pathlib import Path
 from ..core import commits, conflicts, rowtext, states
 from ..core.commits import is_hash
 from ..core.database import Database, check_table_name, gc_pause, gc_resume
-from ..core.schema import quote
+from ..core.schema import bool_columns, quote
 from ..errors import BadArtifact, BadInput, InvalidName, SyncError
 from . import artifacts, protocol
 from .client import Summary
@@ -57,6 +57,7 @@ class _Builder:
         self.key_cols = key_cols
         self.tables: dict = {}      # name -> Table
         self.json_cols: set[tuple[str, str]] = set()
+        self.bool_cols: set[tuple[str, str]] = set()
         self.cur = None          # the commit being received: [uuid, cid, whole hasher, objs hasher, n, nlines]
         self.by_uuid: dict[str, int] = {}
         self.next_vid = 1
@@ -203,6 +204,7 @@ class _Builder:
                     for cc, cell in zip(cols, b.split("|")):
                         if cell.startswith("j"):
                             self.json_cols.add((tname, cc))
+            self.bool_cols.update((tname, cc) for cc in bool_columns(cols, bodies))
             # The row each line makes, now: lines come in history order, so the last one written for
             # an object is its last line, which is what it shows unless it has several leaves (finish
             # puts those right).
@@ -230,6 +232,9 @@ class _Builder:
         c.executemany("INSERT INTO nsl_leaf(cid) VALUES (?)", [(x,) for x in sorted(self.leaves)])
         for tbl, col in self.json_cols:
             c.execute("INSERT OR IGNORE INTO nsl_json_column(tid, name) SELECT tid, ? FROM nsl_table WHERE name = ?",
+                      (col, tbl))
+        for tbl, col in self.bool_cols:
+            c.execute("INSERT OR IGNORE INTO nsl_bool_column(tid, name) SELECT tid, ? FROM nsl_table WHERE name = ?",
                       (col, tbl))
         # Rows are in; objects with several leaves show their policy's pick, and triggers come back.
         if conflicts.recompute(self.db):
