@@ -49,7 +49,9 @@ def serve(state, host, port, threads, max_body, insecure, as_json):
             f"refusing to serve on {host}: the database has no tokens, so anyone who can reach it could "
             "read and change everything",
             hint="make a token with `nsl token add NAME --role ROLE`, serve on 127.0.0.1, or pass --insecure")
-    app = App(path, max_body=max_body)
+    # Open access (no token needed while the database has none) only where nobody else can connect, or
+    # when asked: a server on another address answers 401 once its last token is removed.
+    app = App(path, max_body=max_body, open_access=is_loopback(host) or insecure)
     try:
         # waitress's own cap (a plain-text 413) sits well above the app's, which answers in JSON.
         server = Server(app, host, port, threads, max_request_body_size=max(4 * max_body, 64 * 1024 * 1024))

@@ -11,7 +11,8 @@ the cost of this layer and one query, so it is not a chain of wrappers):
     database    the request's connection (one per server thread), and a time limit on its SQL; a GET
                 (which changes nothing) is answered tentatively from kept tokens and metadata, checked
                 by its own statements, and again from one read transaction if they had changed
-    auth        Bearer token; with no tokens in the database access is open; 401 / 403
+    auth        Bearer token; with no tokens in the database access is open if the app allows it (on
+                loopback), else every request is a 401; 401 / 403
                 (routes whose permission is PUBLIC, the web interface's files, skip database and auth)
     JSON body   parsed exactly (orjson; no silently rounded integer); invalid: 400 (so is a body of
                 whitespace only: a route whose body is optional takes no bytes at all instead)
@@ -292,16 +293,20 @@ class App:
     """The nsl WSGI application for the database at `db_path`.
 
     max_body caps request bodies (bytes); time_limit bounds the SQL work of one request (seconds).
+    open_access says what a database without any token allows: every request, as admin (True, for a
+    server reachable from this machine only: `nsl serve` on loopback, or with --insecure), or nothing
+    but 401 (False), so that removing the last token never opens a server to the network.
     """
 
     def __init__(self, db_path, *, routes=None, max_body: int = DEFAULT_MAX_BODY,
-                 time_limit: float = DEFAULT_TIME_LIMIT, log=None):
+                 time_limit: float = DEFAULT_TIME_LIMIT, open_access: bool = True, log=None):
         if routes is None:
             from .api import ROUTES as routes
         self.db_path = db_path
         self.routes: list[Route] = list(routes)
         self.max_body = int(max_body)
         self.time_limit = float(time_limit)
+        self.open_access = bool(open_access)
         self.log = log  # None: whatever sys.stderr is when an error happens
         self._local = threading.local()
         self._opened: list[Database] = []
@@ -468,7 +473,10 @@ class App:
     def authorize(self, req: Request) -> None:
         """Set the caller's token name and role from the Authorization header, or refuse the request."""
         if tokens.count(req.db) == 0:
-            req.role = "admin"  # no tokens: open access (serve refuses this off loopback)
+            if not self.open_access:
+                raise Unauthorized("this server needs a token, and its database has none: no request is allowed",
+                                   hint="an admin makes one with `nsl token add NAME --role ROLE`")
+            req.role = "admin"  # no tokens: open access (loopback, or --insecure)
         else:
             header = req.environ.get("HTTP_AUTHORIZATION", "")
             scheme, _, token = header.strip().partition(" ")

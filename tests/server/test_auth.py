@@ -24,6 +24,27 @@ def test_no_tokens_means_open_access(api):
     assert "WWW-Authenticate" not in r.headers
 
 
+def test_app_not_open_answers_401_without_tokens(server_db, start_server):
+    """An app told that open access is not allowed (nsl serve off loopback) lets nothing through while
+    the database has no token, and lets the tokens' holders through once it has one."""
+    served = start_server(server_db, open_access=False)
+    anon = served.api()
+    for method, path, body in (("GET", "tables", None), ("GET", "head", None), ("POST", "tables/t/objects", {"id": 1}),
+                               ("POST", "sql", {"sql": "SELECT 1"}), ("POST", "verify", None)):
+        r = anon.request(method, path, json=body)
+        assert r.status_code == 401, (method, path, r.text)
+        assert r.json()["error"]["code"] == "unauthorized" and r.headers["WWW-Authenticate"].startswith("Bearer")
+    t = _tokens(server_db, w="write")
+    assert served.api(t["w"]).post("tables/t/objects", json={"id": 1}).status_code == 201
+    assert anon.get("tables/t/objects/1").status_code == 401
+    db = nsl.open(server_db)
+    tokens.remove(db, "w")
+    db.close()
+    assert anon.get("tables/t/objects/1").status_code == 401
+    assert served.api(t["w"]).get("tables/t/objects/1").status_code == 401
+    assert served.api().get("/openapi.json").status_code == 200  # public
+
+
 def test_missing_or_wrong_token_is_401(served):
     t = _tokens(served.db_path, admin="admin")
     anon = served.api()

@@ -143,3 +143,46 @@ def test_token_commands(tmp_path):
 def test_serve_needs_a_database(tmp_path):
     p = nsl_run(tmp_path, tmp_path / "missing.db", "serve", "--port", "0", check=False)
     assert p.returncode == 1 and p.stderr.startswith("error: no nsl database")
+
+
+def test_off_loopback_server_stays_closed_when_its_last_token_is_removed(tmp_path):
+    """A server on 0.0.0.0 was allowed because the database had a token; removing that token must not
+    open it to the network: every request is then a 401 (on loopback, no tokens means open access)."""
+    db = tmp_path / "nsl.db"
+    nsl_run(tmp_path, db, "init")
+    nsl_run(tmp_path, db, "save", "people", '{"id": 1, "name": "Ada"}')
+    admin = nsl_run(tmp_path, db, "token", "add", "admin", "--role", "admin").stdout.strip()
+    proc, url = start_serve(tmp_path, db, "--host", "0.0.0.0")
+    try:
+        assert url.startswith("http://0.0.0.0:")
+        base = url.replace("0.0.0.0", "127.0.0.1", 1) + "api/v1/"
+        auth = {"Authorization": f"Bearer {admin}"}
+        assert requests.get(base + "tables/people/objects/1", headers=auth, timeout=TIMEOUT).status_code == 200
+        assert requests.get(base + "tables/people/objects/1", timeout=TIMEOUT).status_code == 401
+
+        nsl_run(tmp_path, db, "token", "remove", "admin")
+        for method, path, body in (("GET", "tables/people/objects/1", None), ("GET", "tables", None),
+                                   ("POST", "tables/people/objects", {"id": 2, "name": "Eve"}),
+                                   ("DELETE", "tables/people/objects/1", None),
+                                   ("POST", "sql", {"sql": "DELETE FROM people"})):
+            for headers in ({}, auth):
+                r = requests.request(method, base + path, json=body, headers=headers, timeout=TIMEOUT)
+                assert r.status_code == 401, (method, path, r.text)
+                err = r.json()["error"]
+                assert err["code"] in ("unauthorized", "invalid_token") and r.headers["WWW-Authenticate"]
+                if not headers:
+                    assert "has none" in err["message"] and "nsl token add" in err["hint"]
+        # The web page (public, no data) is still served; it asks for a token.
+        assert requests.get(url.replace("0.0.0.0", "127.0.0.1", 1), timeout=TIMEOUT).status_code == 200
+
+        # A new token opens it again, to that token only.
+        reader = nsl_run(tmp_path, db, "token", "add", "ci", "--role", "read").stdout.strip()
+        r = requests.get(base + "tables/people/objects/1", headers={"Authorization": f"Bearer {reader}"},
+                         timeout=TIMEOUT)
+        assert r.status_code == 200 and r.json() == {"id": 1, "name": "Ada"}
+        assert requests.get(base + "tables/people/objects/1", timeout=TIMEOUT).status_code == 401
+    finally:
+        assert stop(proc)[0] == 0
+    p = nsl_run(tmp_path, db, "find", "people", "--json")
+    assert json.loads(p.stdout) == [{"id": 1, "name": "Ada"}]
+    nsl_run(tmp_path, db, "verify")
