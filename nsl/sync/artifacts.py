@@ -9,6 +9,11 @@ Three kinds of artifact, each named by the hash of its content:
 
 nsl_artifact indexes them by name. It is derived and filled lazily by catch_up() at the start of a
 sync, not by every save: an index on random hashes would cost a bulk save more than the rest of it.
+
+An artifact is unclustered when no cluster here lists it. A cluster can arrive before what it lists
+(or while it waits in nsl_staged): such names are marked, so that they are not unclustered when they
+come. The mark is the case of the kind: nsl_phantom.kind 'c', 'v' or NULL for a name no cluster here
+lists, 'C', 'V' or 'M' (kind unknown) for one a cluster lists; nsl_staged.kind 'c'/'v', or 'C'/'V'.
 """
 from __future__ import annotations
 
@@ -56,15 +61,22 @@ def catch_up(db: Database) -> int:
     return n
 
 
-def register(db: Database, name: str, kind: str, ref: int) -> int | None:
-    """Index an artifact that arrived from a peer (unclustered, not unsent). Returns its rid, or None
-    when it was indexed already."""
+def register(db: Database, name: str, kind: str, ref: int, clustered: bool = False) -> int | None:
+    """Index an artifact that arrived from a peer (not unsent; unclustered unless a cluster here lists
+    it). Returns its rid, or None when it was indexed already."""
     cur = db.conn.execute("INSERT OR IGNORE INTO nsl_artifact(name, kind, ref) VALUES (?, ?, ?)", (name, kind, ref))
     if not cur.rowcount:
         return None
     rid = cur.lastrowid
-    db.conn.execute("INSERT OR IGNORE INTO nsl_unclustered(rid) VALUES (?)", (rid,))
+    if not clustered:
+        db.conn.execute("INSERT OR IGNORE INTO nsl_unclustered(rid) VALUES (?)", (rid,))
     return rid
+
+
+def _chunks(names: list, n: int = 500):
+    for i in range(0, len(names), n):
+        part = names[i:i + n]
+        yield part, ",".join("?" * len(part))
 
 
 def known(db: Database, names: list[str]) -> set[str]:
@@ -95,7 +107,35 @@ def add_phantoms(db: Database, names: list[str], kind: str | None = None) -> int
 def phantoms(db: Database, limit: int) -> list[str]:
     # Commits first: each one names what else is missing.
     return [r[0] for r in db.conn.execute(
-        "SELECT name FROM nsl_phantom ORDER BY kind = 'c' DESC, name LIMIT ?", (limit,))]
+        "SELECT name FROM nsl_phantom ORDER BY kind IN ('c', 'C') DESC, name LIMIT ?", (limit,))]
+
+
+def _clustered_phantoms(db: Database, names: list[str]) -> set[str]:
+    """Which of `names` are phantoms that a cluster here lists."""
+    out: set[str] = set()
+    for part, q in _chunks(names):
+        out.update(r[0] for r in db.conn.execute(
+            f"SELECT name FROM nsl_phantom WHERE name IN ({q}) AND kind IN ('C', 'V', 'M')", part))
+    return out
+
+
+def take_members(db: Database, members: list[str]) -> int:
+    """A cluster here lists `members`: those here are no longer unclustered, those waiting or missing
+    are marked so they will not be when they come, and those not heard of yet become phantoms.
+    Returns how many phantoms are new."""
+    c = db.conn
+    for part, q in _chunks(members):
+        c.execute(f"DELETE FROM nsl_unclustered WHERE rid IN (SELECT rid FROM nsl_artifact WHERE name IN ({q}))", part)
+        c.execute(f"UPDATE nsl_staged SET kind = upper(kind) WHERE name IN ({q}) AND kind IN ('c', 'v')", part)
+        c.execute(f"UPDATE nsl_phantom SET kind = coalesce(upper(kind), 'M') WHERE name IN ({q}) "
+                  f"AND (kind IS NULL OR kind IN ('c', 'v'))", part)
+    have = known(db, members)
+    missing = [n for n in dict.fromkeys(members) if n not in have]
+    if not missing:
+        return 0
+    before = c.total_changes
+    c.executemany("INSERT OR IGNORE INTO nsl_phantom(name, kind) VALUES (?, 'M')", [(n,) for n in missing])
+    return c.total_changes - before
 
 
 def phantom_count(db: Database) -> int:
@@ -122,6 +162,7 @@ def file_of(db: Database, name: str) -> dict | None:
         if row is None:
             return None
         kind, content, extra = row
+        kind = kind.lower()
         card = {"kind": KIND_NAMES[kind], "name": name, "content": content}
         if kind == COMMIT:
             card["keys"] = orjson.loads(extra)
@@ -157,7 +198,7 @@ def files_of(db: Database, names: list[str], budget: int, deadline: float | None
         part = rest[i:i + 500]
         q = ",".join("?" * len(part))
         for name, kind, content, extra in db.conn.execute(
-                f"SELECT name, kind, content, extra FROM nsl_staged WHERE name IN ({q})", part):
+                f"SELECT name, lower(kind), content, extra FROM nsl_staged WHERE name IN ({q})", part):
             card = {"kind": KIND_NAMES[kind], "name": name, "content": content}
             if kind == COMMIT:
                 card["keys"] = orjson.loads(extra)
@@ -295,6 +336,7 @@ def receive(db: Database, cards: list[dict], key_cols: dict) -> Received:
     c = db.conn
     checked = [_check_name(card, algo) for card in cards]
     here = known(db, [name for _, name, _ in checked])
+    marked = _clustered_phantoms(db, [name for _, name, _ in checked])
     c.executemany("DELETE FROM nsl_phantom WHERE name = ?", [(name,) for _, name, _ in checked])
     versions, commits_, clusters = [], [], []
     seen = set()
@@ -324,21 +366,22 @@ def receive(db: Database, cards: list[dict], key_cols: dict) -> Received:
             if not isinstance(keys, list) or len(keys) != len(pc.lines):
                 raise BadArtifact(f"commit {name[:12]} came without the key of each of its lines")
             commits_.append((name, content, pc, keys))
-    c.executemany("INSERT INTO nsl_staged(name, kind, content) VALUES (?, 'v', ?)", versions)
-    for name, content, members in clusters:
+    # Everything the batch brings is staged (or, a cluster, stored) before anything it names is looked
+    # up: a commit and a cluster listing it can come in one reply, in any order, and neither may
+    # then be taken for missing.
+    c.executemany("INSERT INTO nsl_staged(name, kind, content) VALUES (?, ?, ?)",
+                  [(name, "V" if name in marked else "v", content) for name, content in versions])
+    c.executemany("INSERT INTO nsl_staged(name, kind, content, extra) VALUES (?, ?, ?, ?)",
+                  [(name, "C" if name in marked else "c", content, orjson.dumps(keys).decode())
+                   for name, content, _, keys in commits_])
+    for name, content, _ in clusters:
         kid = c.execute("INSERT INTO nsl_cluster(uuid, content) VALUES (?, ?)", (name, content)).lastrowid
-        register(db, name, CLUSTER, kid)
-        for i in range(0, len(members), 500):
-            part = members[i:i + 500]
-            q = ",".join("?" * len(part))
-            c.execute(f"DELETE FROM nsl_unclustered WHERE rid IN (SELECT rid FROM nsl_artifact WHERE name IN ({q}))",
-                      part)
-        res.new_phantoms += add_phantoms(db, members)
-    c.executemany("INSERT INTO nsl_staged(name, kind, content, extra) VALUES (?, 'c', ?, ?)",
-                  [(name, content, orjson.dumps(keys).decode()) for name, content, _, keys in commits_])
+        register(db, name, CLUSTER, kid, clustered=name in marked)
     for _, _, pc, _ in commits_:
         res.new_phantoms += add_phantoms(db, pc.parents, COMMIT)
         res.new_phantoms += add_phantoms(db, [ln[3] for ln in pc.lines if ln[3]], VERSION)
+    for _, _, members in clusters:
+        res.new_phantoms += take_members(db, members)
     if versions or commits_:
         apply_ready(db, key_cols, res)
     return res
@@ -350,7 +393,7 @@ def _contents(db: Database, digests: list[str]) -> dict[str, str]:
     for i in range(0, len(digests), 500):
         part = digests[i:i + 500]
         q = ",".join("?" * len(part))
-        out.update(db.conn.execute(f"SELECT name, content FROM nsl_staged WHERE kind = 'v' AND name IN ({q})",
+        out.update(db.conn.execute(f"SELECT name, content FROM nsl_staged WHERE kind IN ('v', 'V') AND name IN ({q})",
                                    part).fetchall())
         rest = [d for d in part if d not in out]
         if rest:
@@ -366,7 +409,7 @@ def _count_here(db: Database, digests: list[str]) -> int:
     for i in range(0, len(digests), 500):
         part = digests[i:i + 500]
         q = ",".join("?" * len(part))
-        n += db.conn.execute(f"SELECT (SELECT count(*) FROM nsl_staged WHERE kind = 'v' AND name IN ({q})) + "
+        n += db.conn.execute(f"SELECT (SELECT count(*) FROM nsl_staged WHERE kind IN ('v', 'V') AND name IN ({q})) + "
                              f"(SELECT count(*) FROM nsl_artifact WHERE kind = 'v' AND name IN ({q}) AND name NOT IN "
                              f"(SELECT name FROM nsl_staged WHERE name IN ({q})))", (*part, *part, *part)).fetchone()[0]
     return n
@@ -380,11 +423,12 @@ def apply_ready(db: Database, key_cols: dict, res: Received | None = None) -> Re
     # A waiting commit is only parsed once all it names is here: checking is cheap (its parent and
     # digest fields, found by pattern), parsing a large one is not, and it may wait many rounds.
     staged = {}
-    for name, content, extra in c.execute("SELECT name, content, extra FROM nsl_staged WHERE kind = 'c'").fetchall():
-        staged[name] = (content, extra, _PARENT.findall(content))  # only header lines start with "parent "
+    for name, kind, content, extra in c.execute(
+            "SELECT name, kind, content, extra FROM nsl_staged WHERE kind IN ('c', 'C')").fetchall():
+        staged[name] = (content, extra, _PARENT.findall(content), kind == "C")  # only header lines start with "parent "
     if not staged:
         return res
-    parents = list({p for _, _, ps in staged.values() for p in ps})
+    parents = list({p for _, _, ps, _ in staged.values() for p in ps})
     have_commits = set()
     for i in range(0, len(parents), 500):
         part = parents[i:i + 500]
@@ -394,7 +438,7 @@ def apply_ready(db: Database, key_cols: dict, res: Received | None = None) -> Re
     while staged and progress:
         progress = False
         for name in sorted(staged):
-            content, extra, ps = staged[name]
+            content, extra, ps, clustered = staged[name]
             if not all(p in have_commits for p in ps):
                 continue
             digests = list(dict.fromkeys(_LINE_DIGEST.findall(content)))
@@ -402,13 +446,20 @@ def apply_ready(db: Database, key_cols: dict, res: Received | None = None) -> Re
                 continue
             pc, keys = parse_commit_text(content, algo), orjson.loads(extra)
             contents = _contents(db, digests)
+            marked = []     # versions a cluster here lists: they are not unclustered
+            for part, q in _chunks(digests):
+                marked += [r[0] for r in c.execute(f"SELECT name FROM nsl_staged WHERE kind = 'V' AND name IN ({q})",
+                                                   part)]
             applied = incoming.apply(db, pc, keys, contents.get, key_cols)
-            register(db, name, COMMIT, applied.cid)
+            register(db, name, COMMIT, applied.cid, clustered=clustered)
             lo = c.execute("SELECT vid_lo FROM nsl_commit WHERE cid = ?", (applied.cid,)).fetchone()[0]
             new = [(ln[3], lo + i) for i, ln in enumerate(pc.lines) if ln[3]]
             before = c.execute("SELECT ifnull(max(rid), 0) FROM nsl_artifact").fetchone()[0]
             c.executemany("INSERT OR IGNORE INTO nsl_artifact(name, kind, ref) VALUES (?, 'v', ?)", new)
             c.execute("INSERT OR IGNORE INTO nsl_unclustered(rid) SELECT rid FROM nsl_artifact WHERE rid > ?", (before,))
+            for part, q in _chunks(marked):
+                c.execute(f"DELETE FROM nsl_unclustered WHERE rid IN (SELECT rid FROM nsl_artifact "
+                          f"WHERE rid > ? AND name IN ({q}))", (before, *part))
             c.execute("DELETE FROM nsl_staged WHERE name = ?", (name,))
             c.executemany("DELETE FROM nsl_staged WHERE name = ?", [(d,) for d in contents])
             have_commits.add(name)
@@ -421,4 +472,4 @@ def apply_ready(db: Database, key_cols: dict, res: Received | None = None) -> Re
 
 
 def staged_count(db: Database) -> dict:
-    return dict(db.conn.execute("SELECT kind, count(*) FROM nsl_staged GROUP BY kind").fetchall())
+    return dict(db.conn.execute("SELECT lower(kind), count(*) FROM nsl_staged GROUP BY lower(kind)").fetchall())

@@ -3,6 +3,7 @@ their --json summaries, their errors, and two cron jobs syncing one database at 
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 import time
@@ -41,6 +42,18 @@ class Shell:
 @pytest.fixture
 def sh(tmp_path):
     return Shell(tmp_path)
+
+
+def jsonl(objs) -> str:
+    return "".join(json.dumps(o) + "\n" for o in objs)
+
+
+def count(path, sql: str) -> int:
+    conn = sqlite3.connect(str(path), timeout=TIMEOUT)
+    try:
+        return conn.execute(sql).fetchone()[0]
+    finally:
+        conn.close()
 
 
 def test_a_users_session_with_two_clones(sh, serve, tmp_path):
@@ -202,3 +215,29 @@ def test_a_clone_killed_midway_leaves_nothing_and_the_next_one_cleans_up(sh, ser
     assert not list(tmp_path.glob(".copy.db.clone-*"))  # ...are gone after the next clone
     sh.ok("--db", "copy.db", "verify")
     assert user_rows(tmp_path / "copy.db") == user_rows(tmp_path / "hub.db")
+
+
+def test_a_pull_the_hub_clusters_for_leaves_nothing_missing(sh, serve, tmp_path):
+    """Past 100 unclustered artifacts the hub gathers them into clusters when it is pulled from, and
+    one reply then brings a commit together with the cluster that lists it."""
+    sh.ok("--db", "hub.db", "init")
+    sh.ok("--db", "hub.db", "save", "people", '{"id": 0, "name": "seed"}')
+    srv = serve(tmp_path / "hub.db")
+    sh.ok("clone", srv.url, "laptop.db", "-q")
+    sh.ok("--db", "hub.db", "save", "people", input=jsonl({"id": i, "name": f"p{i}"} for i in range(1, 901)))
+    assert count(tmp_path / "hub.db", "SELECT count(*) FROM nsl_cluster") == 0
+
+    p = sh.ok("--db", "laptop.db", "pull")
+    assert count(tmp_path / "hub.db", "SELECT count(*) FROM nsl_cluster") >= 2     # clustered on the way
+    assert "warning" not in p.stderr and "could not be fetched" not in p.stderr, p.stderr
+    assert count(tmp_path / "laptop.db", "SELECT count(*) FROM nsl_phantom") == 0
+    sh.ok("--db", "hub.db", "save", "people", input=jsonl({"id": i, "name": f"q{i}"} for i in range(901, 1801)))
+    s = sh.json("--db", "laptop.db", "pull")
+    assert s["missing"] == 0 and s["commits_applied"] == 1 and s["received"]["artifacts"] >= 901
+    assert count(tmp_path / "laptop.db", "SELECT count(*) FROM nsl_phantom") == 0
+    # What the hub's clusters list is clustered here too: few loose ends, whatever was pulled.
+    assert count(tmp_path / "laptop.db", "SELECT count(*) FROM nsl_unclustered") < 100
+    s = sh.json("--db", "laptop.db", "sync")
+    assert s["round_trips"] == 1 and s["sent"]["bytes"] < 1024 and s["received"]["bytes"] < 1024, s
+    assert s["missing"] == 0 and s["received"]["artifacts"] == 0
+    sh.ok("--db", "laptop.db", "verify")
