@@ -89,6 +89,24 @@ class BodyTooLarge(NslError):
     code = "body_too_large"
 
 
+class MalformedRequest(BadInput):
+    """waitress could not parse the request (its line, a header, Content-Length, chunked framing)."""
+
+    code = "malformed_request"
+
+
+class HeadersTooLarge(NslError):
+    http_status = 431
+    code = "headers_too_large"
+
+
+class NotImplementedHere(NslError):
+    """A part of HTTP the server does not do (a Transfer-Encoding other than chunked)."""
+
+    http_status = 501
+    code = "not_implemented"
+
+
 class Timeout(NslError):
     http_status = 503
     code = "timeout"
@@ -328,10 +346,7 @@ class App:
             if status == 304:
                 given |= {"content-type", "content-length"}  # no body, and no type or length of one
             headers = [h for h in defaults if h[0].lower() not in given] + list(resp.headers)
-        line = _STATUS_LINES.get(status)
-        if line is None:
-            line = f"{status} {http.client.responses.get(status, '')}"
-        start_response(line, headers)
+        start_response(status_line(status), headers)
         return [body]
 
     def close(self):
@@ -519,6 +534,12 @@ def sqlite_code(e: BaseException) -> int:
 
 # "200 OK" and the like, made once.
 _STATUS_LINES = {code: f"{code} {reason}" for code, reason in http.client.responses.items()}
+
+
+def status_line(status: int) -> str:
+    """The status as WSGI wants it: "404 Not Found"."""
+    line = _STATUS_LINES.get(status)
+    return line if line is not None else f"{status} {http.client.responses.get(status, '')}"
 
 
 def error_response(e: NslError) -> Response:

@@ -21,7 +21,9 @@ Statuses every route can give, added here rather than declared per route:
     404   an unknown table, object or commit  (routes with path parameters)
     422   an integer in a JSON body beyond 64 bits (routes taking a body)
 405 (a method the path does not take, with an Allow header) and 404 for unknown paths are answers to
-requests outside every operation, so they are told in the document's description, not per operation.
+requests outside every operation, so they are told in the document's description, not per operation;
+so are the answers to requests the HTTP server refuses before any route (431, 501, and a 400 or 413
+for a malformed request or one over the server's own size limits).
 """
 from __future__ import annotations
 
@@ -682,7 +684,10 @@ def document(routes, *, strict: bool = True) -> dict:
                 "at all is open to every request (served on loopback only). Every error is "
                 '`{"error": {"code", "message"[, "hint"]}}` with its status; a path no route has is a 404 '
                 "`unknown_route`, and a method a path does not take a 405 `method_not_allowed` with an "
-                "`Allow` header. A failed request changes nothing."),
+                "`Allow` header. A request the HTTP server cannot take is refused before any route, in the "
+                "same shape: 400 `malformed_request` (a bad request line, header, Content-Length or chunk), "
+                "413 `body_too_large`, 431 `headers_too_large`, 501 `not_implemented` (a Transfer-Encoding "
+                "other than chunked). A failed request changes nothing."),
             "license": {"name": "MIT", "identifier": "MIT"},
         },
         "paths": paths,

@@ -12,9 +12,14 @@ import ipaddress
 import threading
 import time
 
+from waitress import utilities as wutil
 from waitress import wasyncore
 from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer, create_server
+from waitress.task import ErrorTask
+
+from .app import (BodyTooLarge, HeadersTooLarge, Internal, MalformedRequest, NotImplementedHere, error_response,
+                  status_line)
 
 GRACE = 30.0  # seconds in-flight requests get to finish once a stop is asked
 
@@ -34,19 +39,62 @@ def url_of(host: str, port: int) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
+def refusal(error, adj):
+    """The NslError for a request waitress refused before the app saw it (`error` is waitress's
+    Error: its class says what went wrong, its body the detail)."""
+    detail = str(getattr(error, "body", "") or "").strip()[:200]
+    if isinstance(error, wutil.RequestHeaderFieldsTooLarge):
+        return HeadersTooLarge(f"the request's line and headers are larger than the {adj.max_request_header_size} "
+                               "bytes allowed")
+    if isinstance(error, wutil.RequestEntityTooLarge):
+        return BodyTooLarge(f"the request body is larger than the {adj.max_request_body_size} bytes this "
+                            "server reads")
+    if isinstance(error, wutil.BadRequest):
+        return MalformedRequest(f"malformed HTTP request: {detail or 'it cannot be parsed'}")
+    if isinstance(error, wutil.ServerNotImplemented):
+        return NotImplementedHere(f"not supported: {detail or 'this request'}",
+                                  hint="the only Transfer-Encoding this server takes is chunked")
+    return Internal("internal error")
+
+
+class JSONErrorTask(ErrorTask):
+    """waitress's answer to a request it refused itself, in nsl's error shape (the JSON of
+    `error_response`) instead of waitress's plain text. The connection is closed after it, as waitress
+    does: what follows on it cannot be trusted to start a request."""
+
+    def execute(self):
+        resp = error_response(refusal(self.request.error, self.channel.server.adj))
+        self.status = status_line(resp.status)
+        self.response_headers.extend([("Content-Type", "application/json"), ("Cache-Control", "no-store"),
+                                      ("X-Content-Type-Options", "nosniff"), *resp.headers])
+        self.set_close_on_finish()
+        self.content_length = len(resp.body)
+        self.write(resp.body)
+
+
+class Channel(HTTPChannel):
+    """waitress's connection, answering the requests waitress refuses itself in JSON."""
+
+    error_task_class = JSONErrorTask
+
+
 class Server:
     """A waitress server for `app` on host:port (0: any free port), run with `serve_forever()`."""
 
     def __init__(self, app, host: str = "127.0.0.1", port: int = 5000, threads: int = 4, *,
-                 max_request_body_size: int | None = None):
+                 max_request_body_size: int | None = None, max_request_header_size: int | None = None):
         kw = {}
         if max_request_body_size is not None:
             kw["max_request_body_size"] = max_request_body_size
+        if max_request_header_size is not None:
+            kw["max_request_header_size"] = max_request_header_size
         self.app = app
         self.server = create_server(app, host=host, port=port, threads=threads, clear_untrusted_proxy_headers=True,
                                     **kw)
         self._map = getattr(self.server, "_map", None) or getattr(self.server, "map")
         self._stop = threading.Event()
+        for lst in self._listeners():
+            lst.channel_class = Channel  # before the first connection is accepted: that is in serve_forever
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
