@@ -270,10 +270,11 @@ def parse_cluster(text: str, algo: str) -> list[str]:
     return names
 
 
-def make_clusters(db: Database) -> list[str]:
+def make_clusters(db: Database, *, unsent: bool = False) -> list[str]:
     """Gather the unclustered artifacts into clusters (Fossil's rule: at least CLUSTER_MIN of them,
     at most CLUSTER_MAX per cluster, the last one taking the rest). The new clusters are unclustered
-    in turn, and gathered again while there are enough of them. Returns the names that were
+    in turn, and gathered again while there are enough of them; with `unsent` (a client about to
+    push) they are unsent too, so they go out with what they list. Returns the names that were
     unclustered before (clusters made here included)."""
     c = db.conn
     h = rowtext.hasher(db.hash_algo)
@@ -297,6 +298,8 @@ def make_clusters(db: Database) -> list[str]:
             kid = c.execute("INSERT INTO nsl_cluster(uuid, content) VALUES (?, ?)", (uuid, text)).lastrowid
             new.append(c.execute("INSERT INTO nsl_artifact(name, kind, ref) VALUES (?, 'k', ?)", (uuid, kid)).lastrowid)
         c.executemany("INSERT OR IGNORE INTO nsl_unclustered(rid) VALUES (?)", [(r,) for r in new])
+        if unsent:
+            c.executemany("INSERT OR IGNORE INTO nsl_unsent(rid) VALUES (?)", [(r,) for r in new])
         if not new:
             break
     return made

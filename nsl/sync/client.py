@@ -114,6 +114,11 @@ def _loop(db, tr, summary: Summary, pull, push, progress, on_round):
         _check_can_pull(db)
     with db.write(check_checkout=False):
         artifacts.catch_up(db)
+        if push and artifacts.unclustered_count(db) >= artifacts.CLUSTER_MIN:
+            # A pushing client clusters as a server does when pulled from: its igot list then stays
+            # short however long its history, and the new clusters, unsent, go out with what they
+            # list, so the remote need not cluster that again.
+            artifacts.make_clusters(db, unsent=True)
     summary.head_before = commits.head(db)
     already_sent: set[str] = set()
     igot_sent: set[str] = set()

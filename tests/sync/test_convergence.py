@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import shutil
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import nsl
@@ -122,6 +122,51 @@ def test_concurrent_updates_have_one_winner_whatever_the_sync_order(tmp_path_fac
             assert conflict_list(x) == [] and nsl.get(x, "t", 1) == {"id": 1, "v": "merged"}
             assert nsl.verify(x).ok
         assert len({nsl.head(x) for x in dbs}) == 1
+    finally:
+        for x in dbs:
+            x.close()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                   HealthCheck.too_slow])
+@given(ops=st.lists(st.tuples(st.sampled_from(["save", "sync", "pull", "push"]), st.integers(0, 2),
+                              st.integers(0, 2)), min_size=1, max_size=10))
+@example(ops=[("save", 1, 0), ("save", 1, 0), ("push", 1, 0), ("save", 2, 0), ("sync", 2, 1), ("save", 0, 0),
+              ("pull", 2, 0), ("save", 2, 0), ("save", 2, 0), ("push", 2, 1)])
+def test_replicas_that_cluster_converge(tmp_path_factory, ops):
+    """Saves of 60 objects: replicas pass 100 unclustered artifacts and make clusters, a pushing client
+    as well as a remote answering a pull, and what one cluster lists travels to third peers alike."""
+    d = tmp_path_factory.mktemp("clu")
+    origin = d / "r0.db"
+    db, _ = nsl.init(origin)
+    nsl.save(db, "t", [{"id": k, "v": 0} for k in range(5)])
+    db.close()
+    paths = [origin] + [d / f"r{i}.db" for i in (1, 2)]
+    for p in paths[1:]:
+        clone(str(origin), p)
+    dbs = [nsl.open(p) for p in paths]
+    try:
+        made = set()
+        for n, (what, r1, r2) in enumerate(ops):
+            if what == "save":
+                nsl.save(dbs[r1], "t", [{"id": f"{r1}-{n}-{i}", "v": i} for i in range(60)]
+                         + [{"id": k, "v": f"{r1}-{n}"} for k in (n % 5, (n + 1) % 5)])
+            elif r1 != r2:
+                client.run(dbs[r1], str(paths[r2]), pull=what != "push", push=what != "pull")
+        for p in paths:
+            made |= versions(p)
+        for r1, r2 in itertools.islice(itertools.cycle([(0, 1), (1, 2), (2, 0)]), 6):
+            client.run(dbs[r1], str(paths[r2]))
+        assert len({nsl.head(x) for x in dbs}) == 1
+        rows = [user_rows(p) for p in paths]
+        assert rows[0] == rows[1] == rows[2]
+        for p, x in zip(paths, dbs):
+            assert versions(p) == made
+            assert x.conn.execute("SELECT count(*) FROM nsl_phantom").fetchone()[0] == 0
+            assert x.conn.execute("SELECT count(*) FROM nsl_staged").fetchone()[0] == 0
+            rep = nsl.verify(x)
+            assert rep.ok, rep.problems[:5]
     finally:
         for x in dbs:
             x.close()

@@ -241,3 +241,54 @@ def test_a_pull_the_hub_clusters_for_leaves_nothing_missing(sh, serve, tmp_path)
     assert s["round_trips"] == 1 and s["sent"]["bytes"] < 1024 and s["received"]["bytes"] < 1024, s
     assert s["missing"] == 0 and s["received"]["artifacts"] == 0
     sh.ok("--db", "laptop.db", "verify")
+
+
+def test_a_push_brings_the_clusters_made_for_it_along(sh, serve, tmp_path):
+    """The other way: a laptop clusters what it pushes, and its clusters go to the hub in one request
+    with the commit they list; the hub keeps nothing missing and has few loose ends."""
+    sh.ok("--db", "hub.db", "init")
+    sh.ok("--db", "hub.db", "save", "people", '{"id": 0, "name": "seed"}')
+    srv = serve(tmp_path / "hub.db")
+    sh.ok("clone", srv.url, "laptop.db", "-q")
+    sh.ok("clone", srv.url, "desk.db", "-q")
+    sh.ok("--db", "laptop.db", "save", "people", input=jsonl({"id": f"l{i}", "name": "l"} for i in range(900)))
+    s = sh.json("--db", "laptop.db", "push")
+    assert s["round_trips"] == 1 and s["sent"]["artifacts"] >= 903
+    assert count(tmp_path / "hub.db", "SELECT count(*) FROM nsl_phantom") == 0
+    assert count(tmp_path / "hub.db", "SELECT count(*) FROM nsl_staged") == 0
+    assert count(tmp_path / "hub.db", "SELECT count(*) FROM nsl_unclustered") < 100
+    s = sh.json("--db", "desk.db", "pull")
+    assert s["missing"] == 0 and s["commits_applied"] == 1
+    assert count(tmp_path / "desk.db", "SELECT count(*) FROM nsl_phantom") == 0
+    for db in ("laptop.db", "desk.db"):
+        s = sh.json("--db", db, "sync")
+        assert s["round_trips"] == 1 and s["sent"]["bytes"] < 1024 and s["received"]["bytes"] < 1024, (db, s)
+    assert user_rows(tmp_path / "desk.db") == user_rows(tmp_path / "laptop.db") == user_rows(tmp_path / "hub.db")
+    for db in ("laptop.db", "desk.db", "hub.db"):
+        sh.ok("--db", db, "verify")
+
+
+@pytest.mark.parametrize("history", [1000, 20000])
+def test_a_client_that_only_pushes_pays_for_what_is_new(sh, serve, tmp_path, history):
+    """A laptop that never pulls clusters what it pushes, so telling the hub what it has (igot) stays
+    short however long its own history grows."""
+    sh.ok("--db", "hub.db", "init")
+    sh.ok("--db", "hub.db", "save", "people", '{"id": 0, "name": "seed"}')
+    srv = serve(tmp_path / "hub.db")
+    sh.ok("clone", srv.url, "laptop.db", "-q")
+    sh.ok("--db", "hub.db", "save", "people", '{"id": "hub", "name": "made on the hub"}')   # never pulled
+    sh.ok("--db", "laptop.db", "save", "people", input=jsonl({"id": i, "name": f"p{i}"} for i in range(history)))
+    first = sh.json("--db", "laptop.db", "push")
+    assert first["sent"]["artifacts"] > history
+    for n in range(2):
+        sh.ok("--db", "laptop.db", "save", "people", json.dumps({"id": f"new{n}", "name": "one more"}))
+        s = sh.json("--db", "laptop.db", "push")
+        assert s["sent"]["artifacts"] == 2 and s["round_trips"] <= 2, s
+        assert s["sent"]["bytes"] < 6 * 1024 and s["received"]["bytes"] < 2 * 1024, s
+    assert count(tmp_path / "laptop.db", "SELECT count(*) FROM nsl_unclustered") < 100
+    # Everything arrived, and a peer that pulls from the hub gets all of it.
+    sh.ok("clone", srv.url, "desk.db", "-q")
+    s = sh.json("--db", "laptop.db", "pull")
+    assert s["missing"] == 0 and s["received"]["artifacts"] == 2
+    assert user_rows(tmp_path / "laptop.db") == user_rows(tmp_path / "hub.db") == user_rows(tmp_path / "desk.db")
+    sh.ok("--db", "hub.db", "verify")
