@@ -115,6 +115,16 @@ def check_url(url: str) -> str:
         raise BadInput(f"invalid remote URL {url!r}")
     low = url.lower()
     if low.startswith(("http://", "https://")):
+        scheme, _, rest = url.partition("://")
+        authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+        if "@" in authority:
+            # Never echo it: the part before @ is a secret that must not land in logs or the config.
+            shown = f"{scheme}://***@{authority.rpartition('@')[2]}"
+            raise BadInput(f"a remote URL must not hold credentials ({shown}): a URL is kept in settings and "
+                           f"shell history",
+                           hint="put the token in an environment variable named with --token-env VAR "
+                                "(`nsl remote add NAME URL --token-env VAR`, `nsl clone URL --token-env VAR`), "
+                                "or in NSL_TOKEN")
         if not re.fullmatch(r"https?://[^/\s?#]+(/[^\s?#]*)?", url, re.I):
             raise BadInput(f"invalid remote URL {url!r}: expected http(s)://HOST[:PORT][/PATH]")
     elif "://" in url and not low.startswith("file://"):
@@ -167,7 +177,7 @@ def resolve_remote(db: Database, remote: str | None) -> tuple[str, str | None, s
     remote = remote or "origin"
     known = remotes(db)
     if remote in known:
-        url = known[remote]["url"]
+        url = check_url(known[remote]["url"])
         return url, token_for(remote, known[remote]), remote
     if remote.lower().startswith(("http://", "https://", "file://")) or "/" in remote or remote.endswith(".db") \
             or os.path.exists(remote):

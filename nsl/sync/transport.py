@@ -29,6 +29,9 @@ class Transport:
 
 def open_transport(url: str, token: str | None = None) -> Transport:
     if url.lower().startswith(("http://", "https://")):
+        from ..core.config import check_url
+
+        check_url(url)      # no credentials in a URL: the token travels as a header only
         return HttpTransport(url, token)
     path = url[len("file://"):] if url.lower().startswith("file://") else url
     return LocalTransport(path)

@@ -146,6 +146,31 @@ def test_remotes_and_settings(sh, tmp_path, monkeypatch):
     assert config.token_for("hub", {"token-env": "HUB"}) == "from-hub-var"
 
 
+def test_credentials_in_a_remote_url_are_refused(sh, tmp_path):
+    sh.ok("--db", "a.db", "init")
+    sh.ok("--db", "a.db", "save", "t", '{"id": 1}')
+    before = sh.json("--db", "a.db", "remote")
+    for args in (["--db", "a.db", "remote", "add", "hub", "https://ann:s3cret@nsl.example.org/"],
+                 ["--db", "a.db", "remote", "add", "hub", "http://s3cret@127.0.0.1:9"],
+                 ["--db", "a.db", "config", "remote.hub.url", "http://ann:s3cret@127.0.0.1:9/"],
+                 ["clone", "http://ann:s3cret@127.0.0.1:9/", "copy.db"],
+                 ["--db", "a.db", "push", "http://ann:s3cret@127.0.0.1:9"],
+                 ["--db", "a.db", "pull", "https://ann:s3cret@127.0.0.1:9/nsl"],
+                 ["--db", "a.db", "sync", "http://ann:s3cret@127.0.0.1:9", "--json"]):
+        p = sh(*args)
+        assert p.returncode == 2, (args, p.stderr)
+        assert p.stderr.startswith("error: a remote URL must not hold credentials"), p.stderr
+        assert "--token-env" in p.stderr and "NSL_TOKEN" in p.stderr
+        assert "s3cret" not in p.stderr + p.stdout
+    assert sh.json("--db", "a.db", "remote") == before
+    assert not (tmp_path / "copy.db").exists()
+    # A remote with credentials in the user's config file is refused when used, too.
+    (sh.home / ".config" / "nsl").mkdir(parents=True)
+    (sh.home / ".config" / "nsl" / "config").write_text('[remote "old"]\n    url = http://ann:s3cret@127.0.0.1:9\n')
+    p = sh("--db", "a.db", "pull", "old")
+    assert p.returncode == 2 and "--token-env" in p.stderr and "s3cret" not in p.stderr, p.stderr
+
+
 def test_clone_errors_change_nothing(sh, tmp_path):
     sh.ok("--db", "a.db", "init")
     sh.ok("--db", "a.db", "save", "t", '{"id": 1}')
