@@ -186,3 +186,72 @@ def test_off_loopback_server_stays_closed_when_its_last_token_is_removed(tmp_pat
     p = nsl_run(tmp_path, db, "find", "people", "--json")
     assert json.loads(p.stdout) == [{"id": 1, "name": "Ada"}]
     nsl_run(tmp_path, db, "verify")
+
+
+def test_serve_options_insecure_max_body_threads(tmp_path):
+    """One `nsl serve --host 0.0.0.0 --insecure --max-body 1000 --threads 2`: it binds off loopback
+    without a token and is open; a body over 1000 bytes is a JSON 413; two requests occupy its two
+    threads, so a third waits for one of them."""
+    import sqlite3
+
+    db = tmp_path / "nsl.db"
+    nsl_run(tmp_path, db, "init")
+    proc, url = start_serve(tmp_path, db, "--host", "0.0.0.0", "--insecure", "--max-body", "1000", "--threads", "2")
+    try:
+        assert url.startswith("http://0.0.0.0:")
+        base = url.replace("0.0.0.0", "127.0.0.1", 1) + "api/v1/"
+        # --insecure: no token, yet served off loopback, and open.
+        r = requests.post(base + "tables/t/objects", json={"id": 1, "note": "x" * 100}, timeout=TIMEOUT)
+        assert r.status_code == 201, r.text
+
+        # --max-body 1000: announced or chunked, a larger body is refused in JSON; 1000 bytes are fine.
+        def body_of(n):
+            doc = json.dumps({"id": 2, "note": ""})
+            return doc.replace('""', '"' + "y" * (n - len(doc)) + '"').encode()
+
+        assert len(body_of(1000)) == 1000
+        r = requests.post(base + "tables/t/objects", data=body_of(1001), timeout=TIMEOUT)
+        assert r.status_code == 413 and r.headers["Content-Type"] == "application/json"
+        assert r.json()["error"]["code"] == "body_too_large" and "1000 bytes" in r.json()["error"]["message"]
+        r = requests.post(base + "tables/t/objects", data=iter([body_of(1500)[:700], body_of(1500)[700:]]),
+                          timeout=TIMEOUT)  # chunked: no Content-Length
+        assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
+        assert requests.get(base + "tables/t/objects/2", timeout=TIMEOUT).status_code == 404
+        r = requests.post(base + "tables/t/objects", data=body_of(1000), timeout=TIMEOUT)
+        assert r.status_code == 201, r.text
+
+        # --threads 2: another client holds the write lock, so each write request waits in a server thread.
+        lock = sqlite3.connect(str(db), isolation_level=None)
+        lock.execute("BEGIN IMMEDIATE")
+        done = {}
+
+        def call(name, method, path, **kw):
+            r = requests.request(method, base + path, timeout=TIMEOUT, **kw)
+            done[name] = (r.status_code, time.monotonic())
+
+        try:
+            w1 = threading.Thread(target=call, args=("w1", "POST", "tables/t/objects"), kwargs={"json": {"id": 3}})
+            w1.start()
+            time.sleep(0.5)
+            r = requests.get(base + "head", timeout=TIMEOUT)  # one thread is still free
+            assert r.status_code == 200 and "w1" not in done
+            w2 = threading.Thread(target=call, args=("w2", "POST", "tables/t/objects"), kwargs={"json": {"id": 4}})
+            w2.start()
+            time.sleep(0.5)
+            reader = threading.Thread(target=call, args=("read", "GET", "head"))
+            reader.start()
+            time.sleep(1.0)
+            assert "read" not in done, "both threads are busy: the read must wait"
+            released = time.monotonic()
+        finally:
+            lock.execute("ROLLBACK")
+            lock.close()
+        for t in (w1, w2, reader):
+            t.join(TIMEOUT)
+        assert done["w1"][0] == 201 and done["w2"][0] == 201 and done["read"][0] == 200
+        assert done["read"][1] > released
+    finally:
+        code, err = stop(proc)
+    assert code == 0, err
+    assert "no tokens: access is open" in err
+    assert json.loads(nsl_run(tmp_path, db, "verify", "--json").stdout)["ok"] is True
