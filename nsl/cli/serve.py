@@ -32,8 +32,9 @@ def serve(state, host, port, threads, max_body, insecure, as_json):
     Open the URL in a browser for the web interface (browse and find objects, add, edit and delete them,
     history with diffs, the log, verify, an API explorer); it uses the same API and tokens.
     Prints the URL it listens on (`serving http://HOST:PORT/`), then serves until SIGTERM or Ctrl-C,
-    which stop it cleanly: requests in flight finish, the database stays valid. With no token in the
-    database access is open, so only loopback addresses are allowed unless --insecure; make tokens with
+    which stop it cleanly: requests in flight finish, the database stays valid; a second one stops it at
+    once (requests still running are stopped and roll back). With no token in the database access is
+    open, so only loopback addresses are allowed unless --insecure; make tokens with
     `nsl token add NAME --role ROLE` and send them as `Authorization: Bearer TOKEN`.
     """
     from ..server.app import App
@@ -59,7 +60,8 @@ def serve(state, host, port, threads, max_body, insecure, as_json):
         raise BadInput(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
 
     def stop(signum, frame):
-        server.stop()
+        # The first SIGTERM or Ctrl-C lets the requests in flight finish; another one stops at once.
+        server.stop(now=server.stopping)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -73,7 +75,7 @@ def serve(state, host, port, threads, max_body, insecure, as_json):
         sys.stdout.flush()
         if n_tokens == 0:
             info("no tokens: access is open to anyone who can reach this address")
-    server.serve_forever()
+    server.serve_forever(report=info)
     if not as_json:
         info("stopped")
 

@@ -15,7 +15,7 @@ from ..core.values import INT64_MAX, INT64_MIN, loads
 from ..errors import (AmbiguousRef, BadInput, InvalidName, InvalidObject, InvalidPredicate, ReadOnlySQL,
                       UnknownObject)
 from . import openapi, static
-from .app import PUBLIC, Forbidden, Request, Response, Route, Timeout, sqlite_code
+from .app import PUBLIC, Forbidden, Request, Response, Route, sqlite_code
 
 API = "/api/v1"
 DEFAULT_LIMIT = 1000        # objects per find when no limit is given
@@ -278,8 +278,7 @@ def run_sql(req: Request):
             cols, rows = sqlmod.run(req.db, text, params, write=True)
     except sqlite3.OperationalError as e:
         if sqlite_code(e) == sqlite3.SQLITE_INTERRUPT:
-            raise Timeout(f"the SQL ran longer than {req.app.time_limit:g} s and was stopped; "
-                          "nothing was changed") from None
+            raise req.app.interrupted() from None
         raise
     return {"columns": cols, "rows": [list(r) for r in rows], "write": write}
 

@@ -112,6 +112,12 @@ class Timeout(NslError):
     code = "timeout"
 
 
+class Stopping(NslError):
+    http_status = 503
+    code = "stopping"
+    hint = "the server is being stopped; try again when it is back"
+
+
 class Internal(NslError):
     http_status = 500
     code = "internal"
@@ -330,6 +336,7 @@ class App:
         self._opened: list[Database] = []
         self._lock = threading.Lock()
         self._generation = 0
+        self._stopping = False
 
     # -- WSGI
     def __call__(self, environ, start_response):
@@ -354,11 +361,30 @@ class App:
         with self._lock:
             opened, self._opened = self._opened, []
             self._generation += 1
+            self._stopping = False
         for db in opened:
             try:
                 db.close()
             except sqlite3.Error:
                 pass
+
+    def interrupt(self):
+        """Stop the SQL running on every connection now (from another thread: the server stopping).
+        Each request then rolls back and answers 503 `stopping`."""
+        self._stopping = True
+        with self._lock:
+            opened = list(self._opened)
+        for db in opened:
+            try:
+                db.conn.interrupt()
+            except sqlite3.Error:
+                pass
+
+    def interrupted(self) -> NslError:
+        """The error of a request whose SQL was interrupted: its time limit, or the server stopping."""
+        if self._stopping:
+            return Stopping("the server is stopping: the request was stopped, and nothing was changed")
+        return Timeout(f"the request took longer than {self.time_limit:g} s and was stopped; nothing was changed")
 
     def open_db(self) -> Database:
         """This thread's connection to the database, opened on first use."""
@@ -393,8 +419,7 @@ class App:
         except sqlite3.OperationalError as e:
             code = sqlite_code(e)  # SQLite's result code: the message may hold a user's names
             if code == sqlite3.SQLITE_INTERRUPT:
-                return error_response(Timeout(f"the request took longer than {self.time_limit:g} s and was stopped; "
-                                              "nothing was changed"))
+                return error_response(self.interrupted())
             if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
                 return error_response(Locked("the database is busy; try again"))
             return self._internal(req)

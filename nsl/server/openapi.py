@@ -16,7 +16,8 @@ Statuses every route can give, added here rather than declared per route:
     413   a body over the cap (the cap is checked before routing, so even a GET with a body)
     500   an unexpected failure ("internal")
     401   a missing or invalid token          (routes that read the database)
-    503   the database stayed locked, or the request's SQL ran over the time limit     (likewise)
+    503   the database stayed locked, the request's SQL ran over the time limit, or the server
+          stopped while it ran                                                         (likewise)
     403   a token whose role may not do it    (routes needing the write or admin permission)
     404   an unknown table, object or commit  (routes with path parameters)
     422   an integer in a JSON body beyond 64 bits (routes taking a body)
@@ -573,7 +574,8 @@ _REASONS = {
     413: "The request body is larger than the server allows.",
     422: "A well-formed object that cannot be stored (a bad attribute name, an integer beyond 64 bits, ...).",
     500: "An unexpected failure (logged on the server; never a traceback).",
-    503: "The database stayed locked by another writer, or the request ran over its time limit.",
+    503: "The database stayed locked by another writer, the request ran over its time limit, or the server "
+         "was stopped while it ran.",
 }
 
 

@@ -1,10 +1,14 @@
 """Running the app under waitress, and stopping it cleanly.
 
-`serve()` listens, reports the address, and serves until `stop()` (called from a SIGTERM or SIGINT
-handler, or from another thread). Stopping closes the listening sockets at once, lets the requests in
-flight finish and their responses go out, closes idle keep-alive connections, then ends the worker
-threads: a client never sees a half-written response, and each write request either committed or
-rolled back.
+`Server.serve_forever()` serves until `stop()` (called from a SIGTERM or SIGINT handler, or from
+another thread). Stopping closes the listening sockets at once, lets the requests in flight finish and
+their responses go out, closes idle keep-alive connections, then ends the worker threads: a client
+never sees a half-written response, and each write request either committed or rolled back.
+
+The requests in flight get a grace longer than a request's own time limit. A request still running
+after it, or when `stop(now=True)` is asked (`nsl serve` does on a second SIGINT or SIGTERM), is cut
+off cleanly: the app interrupts the SQL of every connection (the request's transaction rolls back and
+it answers 503), its answer gets a second to go out, and the server is gone.
 """
 from __future__ import annotations
 
@@ -21,7 +25,9 @@ from waitress.task import ErrorTask
 from .app import (BodyTooLarge, HeadersTooLarge, Internal, MalformedRequest, NotImplementedHere, error_response,
                   status_line)
 
-GRACE = 30.0  # seconds in-flight requests get to finish once a stop is asked
+GRACE = 30.0         # seconds in-flight requests get to finish once a stop is asked, at least...
+GRACE_MARGIN = 15.0  # ...the app's time limit for a request plus this (waiting for the write lock, answering)
+CUT_WAIT = 1.0       # seconds the requests cut off at the end of the grace get to send their 503
 
 
 def is_loopback(host: str) -> bool:
@@ -93,6 +99,9 @@ class Server:
                                     **kw)
         self._map = getattr(self.server, "_map", None) or getattr(self.server, "map")
         self._stop = threading.Event()
+        self._now = threading.Event()
+        # Long enough for any request that keeps to its time limit (its SQL is stopped at the limit).
+        self.grace = max(GRACE, float(getattr(app, "time_limit", 0) or 0) + GRACE_MARGIN)
         for lst in self._listeners():
             lst.channel_class = Channel  # before the first connection is accepted: that is in serve_forever
 
@@ -113,8 +122,17 @@ class Server:
     def _channels(self):
         return [d for d in list(self._map.values()) if isinstance(d, HTTPChannel)]
 
-    def stop(self) -> None:
-        """Stop accepting and wind down (safe from a signal handler or another thread)."""
+    @property
+    def stopping(self) -> bool:
+        """Whether a stop was asked."""
+        return self._stop.is_set()
+
+    def stop(self, *, now: bool = False) -> None:
+        """Stop accepting and wind down (safe from a signal handler or another thread). now: do not wait
+        for the requests in flight; their SQL is interrupted (their transactions roll back), they get a
+        second to answer, and the server is gone."""
+        if now:
+            self._now.set()
         self._stop.set()
         for lst in self._listeners():
             try:
@@ -122,38 +140,65 @@ class Server:
             except OSError:
                 pass
 
-    def serve_forever(self, grace: float = GRACE) -> None:
+    def serve_forever(self, grace: float | None = None, report=None) -> None:
+        """Serve until stop(); then let the requests in flight finish for up to `grace` seconds (default:
+        `self.grace`, longer than a request may take). report(text), when given, is told what stopping
+        waits for and what it cut off."""
         use_poll = self.server.adj.asyncore_use_poll
         try:
             while not self._stop.is_set():
                 wasyncore.loop(timeout=1.0, map=self._map, use_poll=use_poll, count=1)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # Python's own SIGINT handler, when the caller installed none
             self._stop.set()
-        self._drain(grace, use_poll)
+        self._drain(self.grace if grace is None else grace, use_poll, report or (lambda text: None))
 
-    def _drain(self, grace: float, use_poll: bool) -> None:
+    def _in_flight(self) -> int:
+        """Requests received and not yet answered (queued, running, or with their answer still going
+        out); idle keep-alive connections are marked to close."""
+        n = 0
+        for ch in self._channels():
+            if ch.requests or ch.request is not None or ch.total_outbufs_len:
+                n += max(1, len(ch.requests))
+            elif not ch.will_close:
+                ch.will_close = True
+        return n
+
+    def _drain(self, grace: float, use_poll: bool, report) -> None:
         listeners = self._listeners()
         for lst in listeners:
             # Only the listening socket: its trigger still wakes the loop for the responses in flight.
             lst.accepting = False
             wasyncore.dispatcher.close(lst)
         deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            busy = False
-            for ch in self._channels():
-                if ch.requests or ch.request is not None or ch.total_outbufs_len:
-                    busy = True
-                elif not ch.will_close:
-                    ch.will_close = True  # idle keep-alive connection: close it
-            if not busy and not self._channels():
+        cut_at = None
+        n = self._in_flight()
+        if n and not self._now.is_set():
+            report(f"stopping: waiting up to {grace:g} s for {n} request{'s' if n > 1 else ''} in flight "
+                   "(stop again, e.g. Ctrl-C, to stop at once)")
+        while True:
+            n = self._in_flight()
+            if not n and not self._channels():
+                break
+            now = time.monotonic()
+            if cut_at is None and (now >= deadline or self._now.is_set()):
+                # Out of patience: stop the requests' SQL (each rolls back and answers 503), and give
+                # their answers a moment to go out.
+                cut_at = now
+                if n:
+                    report(f"stopping now: {n} request{'s' if n > 1 else ''} still in flight stopped, "
+                           "their changes rolled back")
+                interrupt = getattr(self.app, "interrupt", None)
+                if interrupt is not None:
+                    interrupt()
+            if cut_at is not None and now >= cut_at + CUT_WAIT:
                 break
             try:
                 wasyncore.loop(timeout=0.05, map=self._map, use_poll=use_poll, count=1)
             except KeyboardInterrupt:
-                break  # a second Ctrl-C: stop waiting
+                self._now.set()  # a second Ctrl-C under Python's own SIGINT handler
         dispatcher = getattr(self.server, "task_dispatcher", None)
         if dispatcher is not None:
-            dispatcher.shutdown(timeout=max(1.0, deadline - time.monotonic()))
+            dispatcher.shutdown(timeout=CUT_WAIT if cut_at is not None else 5.0)
         for lst in listeners:
             try:
                 lst.trigger.close()

@@ -255,3 +255,90 @@ def test_serve_options_insecure_max_body_threads(tmp_path):
     assert code == 0, err
     assert "no tokens: access is open" in err
     assert json.loads(nsl_run(tmp_path, db, "verify", "--json").stdout)["ok"] is True
+
+
+def _slow_sql(rows: int) -> dict:
+    """SQL that counts `rows` rows one by one (about a second per 6,000,000 here)."""
+    return {"sql": f"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT {rows}) "
+                   "SELECT count(*) FROM c"}
+
+
+def test_ctrl_c_lets_the_request_in_flight_finish(tmp_path):
+    db = tmp_path / "nsl.db"
+    nsl_run(tmp_path, db, "init")
+    proc, url = start_serve(tmp_path, db)
+    answer = []
+    try:
+        r = requests.post(url + "api/v1/tables/people/objects", json={"id": 1, "name": "Ada"}, timeout=TIMEOUT)
+        assert r.status_code == 201
+        commit = r.json()["commit"]
+
+        def ask():
+            answer.append(requests.post(url + "api/v1/sql", json=_slow_sql(6_000_000), timeout=TIMEOUT))
+            answer.append(time.monotonic())
+
+        t = threading.Thread(target=ask, daemon=True)
+        t.start()
+        time.sleep(0.3)
+    finally:
+        signalled = time.monotonic()
+        code, err = stop(proc, signal.SIGINT)
+    t.join(TIMEOUT)
+    assert code == 0, err
+    assert answer and answer[0].status_code == 200 and answer[0].json()["rows"] == [[6000000]]
+    assert answer[1] > signalled, "the slow request should have been in flight when Ctrl-C came"
+    assert "stopping: waiting up to" in err and "1 request in flight" in err and "Ctrl-C" in err
+    assert err.rstrip().endswith("stopped") and "Traceback" not in err
+    with pytest.raises(requests.ConnectionError):
+        requests.get(url + "api/v1/head", timeout=2)
+    database = nsl.open(db)
+    try:
+        assert nsl.verify(database).ok and nsl.head(database) == commit
+    finally:
+        database.close()
+
+
+@pytest.mark.parametrize("first, second", [(signal.SIGINT, signal.SIGINT), (signal.SIGTERM, signal.SIGINT),
+                                           (signal.SIGINT, signal.SIGTERM)])
+def test_a_second_stop_signal_stops_at_once(tmp_path, first, second):
+    """A second Ctrl-C (or SIGTERM) does not wait for the requests in flight: their SQL is stopped, a write
+    among them rolls back, they answer 503 `stopping`, and the server is gone at once."""
+    db = tmp_path / "nsl.db"
+    nsl_run(tmp_path, db, "init")
+    nsl_run(tmp_path, db, "save", "people", '{"id": 1, "name": "Ada"}')
+    proc, url = start_serve(tmp_path, db, "--threads", "2")
+    answers = {}
+    long_count = 2_000_000_000  # minutes of work
+
+    def ask(name, body):
+        try:
+            answers[name] = requests.post(url + "api/v1/sql", json=body, timeout=30)
+        except requests.ConnectionError as e:
+            answers[name] = e
+
+    write = {"sql": "UPDATE people SET name = (" + _slow_sql(long_count)["sql"] + ")"}
+    threads = [threading.Thread(target=ask, args=("read", _slow_sql(long_count)), daemon=True),
+               threading.Thread(target=ask, args=("write", write), daemon=True)]
+    try:
+        for t in threads:
+            t.start()
+        time.sleep(0.5)
+        proc.send_signal(first)
+        time.sleep(1.0)
+        assert proc.poll() is None, "the first signal waits for the requests in flight"
+    finally:
+        second_at = time.monotonic()
+        code, err = stop(proc, second)
+    stopped_in = time.monotonic() - second_at
+    for t in threads:
+        t.join(TIMEOUT)
+    assert code == 0, err
+    assert stopped_in < 5, f"a second signal should stop at once, took {stopped_in:.1f} s"
+    assert "stopping now: 2 requests still in flight stopped" in err and "Traceback" not in err
+    for name in ("read", "write"):
+        r = answers[name]
+        assert isinstance(r, requests.Response), (name, r)  # the answer went out before the server was gone
+        assert r.status_code == 503 and r.json()["error"]["code"] == "stopping", r.text
+    assert json.loads(nsl_run(tmp_path, db, "find", "people", "--json").stdout) == [{"id": 1, "name": "Ada"}]
+    assert json.loads(nsl_run(tmp_path, db, "status", "--json").stdout)["changes"] == []
+    assert json.loads(nsl_run(tmp_path, db, "verify", "--json").stdout)["ok"] is True
