@@ -180,51 +180,57 @@ def file_of(db: Database, name: str) -> dict | None:
     return {"kind": "cluster", "name": name, "content": content}
 
 
-def files_of(db: Database, names: list[str], budget: int, deadline: float | None = None) -> list[dict]:
+def files_of(db: Database, names: list[str], budget: int, deadline: float | None = None, *,
+             at_least_one: bool = True) -> list[dict]:
     """File cards for the artifacts here among `names`, about `budget` bytes of them at most (at least
-    one), looked up in batches; commits first, since each one tells a receiver what else it lacks."""
+    one, unless `at_least_one` is false: an artifact larger than the budget then waits for a message
+    of its own), looked up in batches; commits first, since each one tells a receiver what else it
+    lacks."""
     import time
 
     cards: list[dict] = []
     size = 0
+
+    def fits(n: int) -> bool:
+        return size + n <= budget or (at_least_one and not cards)
+
     rows: list[tuple] = []
-    for i in range(0, len(names), 500):
-        part = names[i:i + 500]
-        q = ",".join("?" * len(part))
+    for part, q in _chunks(names):
         rows += db.conn.execute(f"SELECT name, kind, ref FROM nsl_artifact WHERE name IN ({q})", part).fetchall()
     found = {r[0] for r in rows}
     rest = [n for n in names if n not in found]
-    for i in range(0, len(rest), 500):
-        part = rest[i:i + 500]
-        q = ",".join("?" * len(part))
+    for part, q in _chunks(rest):
         for name, kind, content, extra in db.conn.execute(
                 f"SELECT name, lower(kind), content, extra FROM nsl_staged WHERE name IN ({q})", part):
             card = {"kind": KIND_NAMES[kind], "name": name, "content": content}
             if kind == COMMIT:
                 card["keys"] = orjson.loads(extra)
-            cards.append(card)
-            size += len(content) + 100
+            if fits(protocol_size(card)):
+                cards.append(card)
+                size += protocol_size(card)
     rows.sort(key=lambda r: (r[1] != COMMIT, r[1] != CLUSTER))
     versions = [r for r in rows if r[1] == VERSION]
     for name, kind, ref in rows:
         if kind == VERSION or size >= budget:
             continue
         card = file_of(db, name)
-        cards.append(card)
-        size += protocol_size(card)
-    for i in range(0, len(versions), 500):
-        if (size >= budget and cards) or (deadline is not None and time.monotonic() > deadline):
+        if fits(protocol_size(card)):
+            cards.append(card)
+            size += protocol_size(card)
+    full = False
+    for part, _ in _chunks(versions):
+        if full or size >= budget or (deadline is not None and time.monotonic() > deadline and cards):
             break
-        part = versions[i:i + 500]
         by_vid = dict(db.conn.execute(
             f"SELECT vid, content FROM nsl_version WHERE vid IN ({','.join('?' * len(part))})",
             [r[2] for r in part]).fetchall())
         for name, _, ref in part:
             content = by_vid[ref]
+            if not fits(len(content) + 100):
+                full = True
+                break
             cards.append({"kind": "version", "name": name, "content": content})
             size += len(content) + 100
-            if size >= budget:
-                break
     return cards
 
 

@@ -93,8 +93,9 @@ def run(db: Database, url: str, token: str | None = None, *, pull: bool = True, 
     return summary
 
 
-def _unsent(db: Database, skip: set, budget: int) -> list[dict]:
-    """Cards for unsent artifacts not sent yet in this run, about `budget` bytes of them."""
+def _unsent(db: Database, skip: set, budget: int, at_least_one: bool = True) -> list[dict]:
+    """Cards for unsent artifacts not sent yet in this run, about `budget` bytes of them (at least one,
+    however large, unless `at_least_one` is false)."""
     cards, size = [], 0
     cur = db.conn.execute("SELECT a.name FROM nsl_unsent u JOIN nsl_artifact a ON a.rid = u.rid ORDER BY u.rid")
     while size < budget:
@@ -103,7 +104,9 @@ def _unsent(db: Database, skip: set, budget: int) -> list[dict]:
             break
         names = [r[0] for r in rows if r[0] not in skip]
         if names:
-            more = artifacts.files_of(db, names, budget - size)
+            more = artifacts.files_of(db, names, budget - size, at_least_one=at_least_one and not cards)
+            if not more:
+                break       # the next one does not fit: it goes in the next request
             cards += more
             size += sum(map(protocol.card_size, more))
     return cards
@@ -133,22 +136,30 @@ def _loop(db, tr, summary: Summary, pull, push, progress, on_round):
         with db.write(check_checkout=False):
             artifacts.catch_up(db)   # saves made while the sync runs go out too
         with db.read():
+            # A request holds about REQUEST_BYTES: the names asked for first (as many as the cap,
+            # keeping PUSH_ROOM for files when pushing), then files, or names told of, in the rest.
+            room = protocol.REQUEST_BYTES
+            gimme = []
+            if pull:
+                most = protocol.names_in(room - (protocol.PUSH_ROOM if push else 0), db.hash_algo)
+                gimme = artifacts.phantoms(db, min(gimme_cap, most))
+                room -= len(gimme) * protocol.name_size(db.hash_algo)
             files, size = [], 0
             if push:
                 wanted = [n for n in server_gimme if n not in already_sent]
                 if wanted:
-                    files = artifacts.files_of(db, wanted, protocol.REQUEST_BYTES)
+                    files = artifacts.files_of(db, wanted, room)
                     size = sum(map(protocol.card_size, files))
-                if size < protocol.REQUEST_BYTES:
+                if size < room:
                     names = {f["name"] for f in files}
-                    files += _unsent(db, already_sent | names, protocol.REQUEST_BYTES - size)
+                    files += _unsent(db, already_sent | names, room - size, at_least_one=not files)
             igot = []
             if push and rnd > 1 and not heads_equal and not files:
                 # Unsent is spent and the heads still differ: say what is here, so the remote can
                 # ask for what it lacks (artifacts that came from elsewhere are never "unsent").
+                most = min(protocol.IGOT_MAX, protocol.names_in(room, db.hash_algo))
                 igot = [n for n in artifacts.unclustered_names(db)
-                        if n not in igot_sent and n not in remote_has][:20_000]
-            gimme = artifacts.phantoms(db, gimme_cap) if pull else []
+                        if n not in igot_sent and n not in remote_has][:most]
             request = {"nsl": protocol.PROTOCOL, "project": db.meta("project_code"), "from": db.db_code,
                        "hash": db.hash_algo, "head": commits.head(db), "pull": pull, "push": push,
                        "files": files, "tables": artifacts.key_columns(db, files), "igot": igot,
@@ -189,7 +200,7 @@ def _loop(db, tr, summary: Summary, pull, push, progress, on_round):
         if reply["igot_complete"]:
             seen_complete_igot = True
         if gimme and len(reply["files"]) >= len(gimme):
-            gimme_cap = min(gimme_cap * 2, protocol.GIMME_MAX)
+            gimme_cap = min(gimme_cap * 2, protocol.names_in(protocol.REQUEST_BYTES, db.hash_algo))
         if progress is not None:
             progress({"round": rnd, "received": summary.artifacts_received, "sent": summary.artifacts_sent,
                       "missing": left, "applied": summary.commits_applied})

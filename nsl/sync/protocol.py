@@ -19,13 +19,16 @@ from ..errors import ProtocolError
 
 PROTOCOL = 1
 
-# Bounds, after Fossil's: a request carries about 1 MB of files, a reply about 5 MB or 30 seconds of
-# work; the artifacts asked for per round start small and grow while the remote keeps up.
+# Bounds, after Fossil's: a request carries about 1 MB (files, names asked for and told of), a reply
+# about 5 MB or 20 seconds of work; the artifacts asked for per round start small and grow while the
+# remote keeps up, as far as a request has room for their names.
 REQUEST_BYTES = 1_000_000
+PUSH_ROOM = 250_000     # room a request that pushes always keeps for files (Fossil's max-upload)
 REPLY_BYTES = 5_000_000
 REPLY_SECONDS = 20.0
 GIMME_FIRST = 1_000
-GIMME_MAX = 50_000
+REPLY_GIMME_MAX = 50_000    # phantoms a server asks for in one reply (at most 3.4 MB of names)
+IGOT_MAX = 20_000
 MAX_CARDS = 200_000
 CLONE_BYTES = 5_000_000
 
@@ -148,6 +151,16 @@ def check_reply(msg) -> dict:
             raise ProtocolError(f"{who}: clone must hold a commits array")
         out["clone"] = cl
     return out
+
+
+def name_size(algo: str) -> int:
+    """Bytes one artifact name takes in a message's list: the hash in quotes, and a comma."""
+    return (64 if algo == "sha256" else 40) + 3
+
+
+def names_in(room: int, algo: str) -> int:
+    """How many artifact names fit in `room` bytes of a message."""
+    return max(0, room) // name_size(algo)
 
 
 def card_size(card: dict) -> int:

@@ -47,7 +47,7 @@ def handle(db: Database, message, *, may_push: bool = True) -> dict:
             received = artifacts.receive(db, req["files"], req["tables"])
         if req["igot"]:
             artifacts.add_phantoms(db, req["igot"])
-        reply["gimme"] = artifacts.phantoms(db, protocol.GIMME_MAX) if req["push"] else []
+        reply["gimme"] = artifacts.phantoms(db, protocol.REPLY_GIMME_MAX) if req["push"] else []
         files = []
         just_clustered: list[str] = []
         if req["pull"]:

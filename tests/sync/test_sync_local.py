@@ -315,3 +315,62 @@ def test_a_bulk_save_of_an_object_in_conflict_names_every_live_leaf(project, mon
     a.sync(b)
     assert a.get("people", 2) == b.get("people", 2) and a.conflicts() == []
     a.verify()
+
+
+class Recorded:
+    """The local transport, noting what each request held."""
+
+    def __new__(cls, path):
+        import orjson
+
+        from nsl.sync.transport import LocalTransport
+
+        class _Recorded(LocalTransport):
+            requests: list
+
+            def exchange(self, message):
+                self.requests.append({"bytes": len(orjson.dumps(message)), "gimme": len(message["gimme"]),
+                                      "igot": len(message["igot"]),
+                                      "largest file": max((len(f["content"]) for f in message["files"]), default=0),
+                                      "files": len(message["files"])})
+                return super().exchange(message)
+
+        tr = _Recorded(str(path))
+        tr.requests = []
+        return tr
+
+
+def test_requests_stay_within_about_1_mb(tmp_path):
+    """Asking for 30,000 missing artifacts takes rounds of growing size, each request within about
+    1 MB of names (SHA-256 names are the longest); pushing sends about 1 MB per request too, and a
+    commit larger than that alone."""
+    from nsl.sync import protocol
+
+    db, _ = nsl.init(tmp_path / "a.db", hash_algo="sha256")
+    nsl.save(db, "people", PEOPLE)
+    db.close()
+    clone(str(tmp_path / "a.db"), tmp_path / "b.db")
+    a, b = Replica(tmp_path / "a.db"), Replica(tmp_path / "b.db")
+    try:
+        for c in range(3):
+            a.save("people", [{"id": f"{c}-{i}", "n": i} for i in range(10000)])
+        tr = Recorded(a.path)
+        s = b.pull(a, transport=tr)
+        assert s.missing == 0 and b.head() == a.head() and s.artifacts_received > 30000
+        most = protocol.REQUEST_BYTES // 67      # names of 64 hex digits, quoted, with a comma
+        assert max(r["gimme"] for r in tr.requests) == most
+        assert all(r["bytes"] <= 1.05 * protocol.REQUEST_BYTES for r in tr.requests), tr.requests
+
+        b.save("people", [{"id": f"b{i}", "n": i} for i in range(9000)])    # a commit text of 1.2 MB
+        tr = Recorded(a.path)
+        s = b.push(a, transport=tr)
+        assert b.head() == a.head() and s.artifacts_sent > 9000
+        big = [r for r in tr.requests if r["bytes"] > 1.05 * protocol.REQUEST_BYTES]
+        assert len(big) == 1 and big[0]["files"] == 1 and big[0]["largest file"] > protocol.REQUEST_BYTES, tr.requests
+        assert len(tr.requests) <= 4, tr.requests
+        assert a.rows() == b.rows()
+        a.verify()
+        b.verify()
+    finally:
+        a.close()
+        b.close()
