@@ -105,6 +105,13 @@ class CheckedOut(NslError):
     code = "checked_out"
 
 
+class KeyColumnMissing(NslError):
+    """A tracked table lost its key column to a change made outside nsl (renamed or dropped)."""
+
+    http_status = 409
+    code = "key_column_missing"
+
+
 class NothingToCommit(NslError):
     http_status = 409
     code = "nothing_to_commit"

@@ -76,13 +76,20 @@ def show(db: Database, ref: str, *, limit_lines: int | None = None) -> dict:
 def history(db: Database, table: str, key) -> list[dict]:
     """Every version of one object, newest first, with the commit that made it."""
     with db.read():
-        tbl = db.table(table)
-        k = resolve_key(db, tbl, key)
+        tbl = db.table(table, missing_ok=True)
+        if tbl is not None:
+            name, k = tbl.name, resolve_key(db, tbl, key)
+        else:
+            # A table dropped outside nsl (and its objects' deletion committed) keeps its history.
+            name, k = table, next((c for c in key_candidates(key) if db.conn.execute(
+                "SELECT 1 FROM nsl_version WHERE tbl=? AND key=? LIMIT 1", (table, c)).fetchone()), None)
+            if k is None:
+                db.table(table)  # raises UnknownTable, naming the tables there are
         out = []
         for op, vuuid, parents, content, cuuid, date, meta in db.conn.execute(
                 "SELECT v.op, v.uuid, v.parents, v.content, c.uuid, c.date, c.meta FROM nsl_version v "
                 "JOIN nsl_commit c ON c.cid=v.cid WHERE v.tbl=? AND v.key=? ORDER BY v.vid DESC",
-                (tbl.name, k)):
+                (name, k)):
             m = _meta(meta)
             out.append({
                 "commit": cuuid, "date": date, "op": op, "version": vuuid,

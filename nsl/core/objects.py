@@ -13,10 +13,11 @@ from ..errors import (
     InvalidJSON,
     InvalidName,
     InvalidObject,
+    KeyColumnMissing,
     NothingToCommit,
     UnknownObject,
 )
-from . import affinity, conflicts, query, rowtext
+from . import affinity, conflicts, query, rowtext, schema
 from .commits import CommitWriter
 from .database import Database, Table, check_column_name, check_table_name
 from .multirow import insert_many
@@ -672,6 +673,7 @@ def _classify(db: Database, tbl: Table, row, cur):
         old = to_object(ccols, cvals, ckinds)
         if row is not None and ccols == tbl.columns[:len(ccols)] and _same_values(row, cvals):
             return None
+        cvals, ckinds = _aligned(ccols, cvals, ckinds, tbl.columns)
     if row is None:
         return "deleted", old, None
     found = version_by_row_text(db, tbl.name, tbl.columns, row, tbl.key_col)
@@ -684,20 +686,88 @@ def _classify(db: Database, tbl: Table, row, cur):
     return ("modified" if cur else "added"), old, new
 
 
-def _pending_rows(db: Database, skip_restored: bool = False):
+def _aligned(ccols, cvals, ckinds, columns):
+    """A version's values and kinds laid out for the table's columns now, for kinds to carry over: as
+    they are when the version's columns begin the table's, by position when the columns were renamed
+    (as many as before), else by name."""
+    if ccols == columns[:len(ccols)] or len(ccols) == len(columns):
+        return cvals, ckinds
+    at = {c: i for i, c in enumerate(ccols)}
+    return ([cvals[at[c]] if c in at else None for c in columns],
+            [ckinds[at[c]] if c in at else None for c in columns])
+
+
+def reshaped_tables(db: Database) -> list[Table]:
+    """Tracked tables whose schema was changed outside nsl (with the sqlite3 shell, say): dropped, a
+    column renamed or dropped (the newest version names a column the table no longer has), or their
+    change-tracking triggers gone (the table was dropped and made again). Every object of such a
+    table is a pending change: status shows it, and commit records it."""
+    out = []
+    master = db.conn.execute("SELECT type, name FROM sqlite_master WHERE type IN ('table', 'trigger')").fetchall()
+    tables = {n for t, n in master if t == "table"}
+    triggers = {n for t, n in master if t == "trigger"}
+    for tbl in db.tables():
+        if tbl.columns and tbl.key_col not in tbl.columns:
+            raise KeyColumnMissing(
+                f"table {tbl.name!r} has no column {tbl.key_col!r} any more, the key nsl tracks its objects by",
+                hint=f"rename the column back: sqlite3 DB 'ALTER TABLE {tbl.q} RENAME COLUMN ... TO {tbl.qkey}'",
+                table=tbl.name)
+        if tbl.name not in tables or not {f"nsl_{op}_{tbl.tid}" for op in ("ins", "upd", "del")} <= triggers:
+            out.append(tbl)
+            continue
+        # The newest version has the most columns (nsl only adds columns); most often it is among the
+        # last lines written, which a scan from the end finds at once, else the index does.
+        row = db.conn.execute(
+            "SELECT content FROM (SELECT tbl, op, content FROM nsl_version ORDER BY vid DESC LIMIT 20000) "
+            "WHERE tbl = ? AND op != 'D' LIMIT 1", (tbl.name,)).fetchone() or db.conn.execute(
+            "SELECT content FROM nsl_version WHERE vid = (SELECT max(vid) FROM nsl_version WHERE tbl = ? "
+            "AND op != 'D')", (tbl.name,)).fetchone()
+        if row is not None and not set(rowtext.header_names(row[0].partition("\n")[0])) <= set(tbl.columns):
+            out.append(tbl)
+    return out
+
+
+def _live_keys_sql(tbl: Table) -> str:
+    """Keys of the objects live at the head of `tbl`'s history (one parameter: the table's name)."""
+    return ("SELECT key FROM (SELECT key, op, max(vid) FROM nsl_version WHERE tbl = ? GROUP BY key) "
+            "WHERE op != 'D'")
+
+
+def _pending_rows(db: Database, skip_restored: bool = False, reshaped: list[Table] | None = None):
     """Per pending key, in one query per table: (tbl, key, row values or None, current version
     (vid, uuid, content) or None, restored version hint (uuid, digest, content) or None).
-    skip_restored leaves out rows `nsl restore` put back and nothing changed since."""
-    for (tid,) in db.conn.execute("SELECT DISTINCT tid FROM nsl_pending ORDER BY tid").fetchall():
-        tbl = db.table_by_tid(tid)
+    skip_restored leaves out rows `nsl restore` put back and nothing changed since. Every object of a
+    table reshaped outside nsl (see reshaped_tables) is pending."""
+    if reshaped is None:
+        reshaped = reshaped_tables(db)
+    whole = {t.tid: t for t in reshaped}
+    for tid, tbl in whole.items():
+        if not tbl.columns:  # the table was dropped: each of its objects was deleted
+            for k, vid, uuid, content in db.conn.execute(
+                    f"SELECT v.key, v.vid, v.uuid, v.content FROM ({_live_keys_sql(tbl)}) p "
+                    f"JOIN nsl_version v ON v.vid = {current_version('?', 'p.key')} ORDER BY p.key",
+                    (tbl.name, tbl.name)).fetchall():
+                yield tbl, k, None, (vid, uuid, content), None
+    pending = [r[0] for r in db.conn.execute("SELECT DISTINCT tid FROM nsl_pending ORDER BY tid")]
+    for tid in sorted(set(pending) | {t for t, tbl in whole.items() if tbl.columns}):
+        tbl = whole.get(tid) or db.table_by_tid(tid)
+        if not tbl.columns:
+            continue
         n = len(tbl.columns)
+        if tid in whole:
+            keys = (f"(SELECT k.key, NULL AS vid FROM ({_live_keys_sql(tbl)} UNION "
+                    f"SELECT {tbl.qkey} FROM {tbl.q}) k)")
+            params = (tbl.name, tbl.name)
+        else:
+            keys, params = "nsl_pending", (tbl.name, tid)
         cur = db.conn.execute(
             f"SELECT p.key, t.{tbl.qkey} IS NOT NULL, v.vid, v.uuid, v.content, h.uuid, h.digest, h.content, t.* "
-            f"FROM nsl_pending p LEFT JOIN {tbl.q} t ON t.{tbl.qkey} = p.key "
+            f"FROM {keys} p LEFT JOIN {tbl.q} t ON t.{tbl.qkey} = p.key "
             f"LEFT JOIN nsl_version v ON v.vid = {current_version('?', 'p.key')} AND v.op != 'D' "
-            f"LEFT JOIN nsl_version h ON h.vid = p.vid WHERE p.tid = ? "
+            f"LEFT JOIN nsl_version h ON h.vid = p.vid WHERE "
+            + ("p.key IS NOT NULL " if tid in whole else "p.tid = ? ")
             + (f"AND NOT (p.vid IS NOT NULL AND t.{tbl.qkey} IS NOT NULL) " if skip_restored else "")
-            + "ORDER BY p.key", (tbl.name, tid))
+            + "ORDER BY p.key", params)
         while True:
             batch = cur.fetchmany(2000)
             if not batch:
@@ -739,7 +809,8 @@ def commit_pending(db: Database, *, message=None, author=None, meta=None) -> Wri
         w = CommitWriter(db, _meta(message, author, meta))
         algo = db.hash_algo
         lines, json_cols, bool_cols = [], [], []
-        for tbl, k, row, cur, hint in _pending_rows(db, skip_restored=True):
+        reshaped = reshaped_tables(db)
+        for tbl, k, row, cur, hint in _pending_rows(db, skip_restored=True, reshaped=reshaped):
             if row is None:
                 if cur is not None:
                     lines.append((w.take_vids(1), w.cid, tbl.name, k, "D", None, None,
@@ -756,7 +827,7 @@ def commit_pending(db: Database, *, message=None, author=None, meta=None) -> Wri
                     ccols, cvals, ckinds = rowtext.decode_content(cur[2])
                     if ccols == tbl.columns[:len(ccols)] and _same_values(row, cvals):
                         continue
-                    kinds = inherit_kinds(row, cvals, ckinds)
+                    kinds = inherit_kinds(row, *_aligned(ccols, cvals, ckinds, tbl.columns))
                 else:
                     kinds = inherit_kinds(row, [], [])
                 found = version_by_row_text(db, tbl.name, tbl.columns, row, tbl.key_col)
@@ -779,6 +850,13 @@ def commit_pending(db: Database, *, message=None, author=None, meta=None) -> Wri
         db.conn.executemany("INSERT OR IGNORE INTO nsl_json_column(tid, name) VALUES (?, ?)", json_cols)
         db.conn.executemany("INSERT OR IGNORE INTO nsl_bool_column(tid, name) VALUES (?, ?)", bool_cols)
         db.conn.execute("DELETE FROM nsl_pending")
+        for tbl in reshaped:
+            if not tbl.columns:  # dropped: its deletions are recorded, and it is no longer tracked
+                db.conn.execute("DELETE FROM nsl_json_column WHERE tid = ?", (tbl.tid,))
+                db.conn.execute("DELETE FROM nsl_table WHERE tid = ?", (tbl.tid,))
+            else:
+                for stmt in schema.trigger_sql(tbl.tid, tbl.name, tbl.key_col):
+                    db.conn.execute(stmt)
         if not n:
             raise NothingToCommit("nothing to commit: no tracked table changed since the last commit")
         return WriteResult(w.seal(), n, [])

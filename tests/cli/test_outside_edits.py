@@ -93,3 +93,59 @@ def test_the_sqlite3_shell_cannot_change_a_checked_out_state(people, edit):
     assert people.ok("get", "people", "1", "--json").json["name"] == "Ada L"
     assert people("verify").returncode == 0
     assert people.sqlite3(edit).returncode == 0     # at the head, the shell writes again
+
+
+def test_a_column_renamed_with_the_sqlite3_shell_is_recorded_by_commit(people):
+    assert people.sqlite3("ALTER TABLE people RENAME COLUMN city TO town").returncode == 0
+    st = people.ok("status", "--json").json
+    assert [(c["key"], c["change"]) for c in st["changes"]] == [(1, "modified"), (2, "modified"), (3, "modified")]
+    people.ok("commit", "-m", "city is now town")
+    ada = people.ok("get", "people", "1", "--json").json
+    assert ada["town"] == "London" and "city" not in ada
+    assert ada["active"] is True and ada["tags"] == ["math", "code"]   # JSON kinds carried over
+    assert people.ok("status", "--json").json["changes"] == []
+    assert people("verify").returncode == 0
+
+
+def test_a_dropped_column_and_a_dropped_table_are_recorded_by_commit(people):
+    people.ok("save", "pets", '[{"id": 1, "name": "Rex"}, {"id": 2, "name": "Tom"}]')
+    assert people.sqlite3("ALTER TABLE people DROP COLUMN score; DROP TABLE pets").returncode == 0
+    st = people.ok("status", "--json").json
+    assert sorted((c["table"], c["key"], c["change"]) for c in st["changes"]) == [
+        ("people", 1, "modified"), ("people", 2, "modified"), ("people", 3, "modified"),
+        ("pets", 1, "deleted"), ("pets", 2, "deleted")]
+    people.ok("commit", "-m", "no more scores, no more pets")
+    assert "score" not in people.ok("get", "people", "2", "--json").json
+    assert people.ok("history", "pets", "1", "--json").json[0]["op"] == "D"
+    assert people.ok("status", "--json").json["changes"] == []
+    assert people("verify").returncode == 0
+    # a table made again under the name starts afresh
+    people.ok("save", "pets", '{"id": 3, "name": "Kit"}')
+    assert people("verify").returncode == 0
+
+
+def test_a_table_dropped_and_made_again_with_rows_is_noticed(people):
+    # Dropping the table dropped its triggers too: its new rows were never noted, yet they are found.
+    assert people.sqlite3("DROP TABLE people; CREATE TABLE people(id PRIMARY KEY, name); "
+                          "INSERT INTO people VALUES (1, 'Ada'), (7, 'Gus')").returncode == 0
+    st = people.ok("status", "--json").json
+    assert [(c["key"], c["change"]) for c in st["changes"]] == [
+        (1, "modified"), (2, "deleted"), (3, "deleted"), (7, "added")]
+    people.ok("commit", "-m", "made again")
+    assert people.sqlite3("INSERT INTO people VALUES (8, 'Hal')").returncode == 0   # triggers are back
+    assert [c["key"] for c in people.ok("status", "--json").json["changes"]] == [8]
+    people.ok("commit", "-m", "hal")
+    assert people("verify").returncode == 0
+
+
+def test_a_renamed_key_column_is_a_clear_error_until_renamed_back(people):
+    assert people.sqlite3("ALTER TABLE people RENAME COLUMN id TO ident").returncode == 0
+    for cmd in (["status"], ["commit", "-m", "x"]):
+        r = people(*cmd)
+        assert r.returncode == 1
+        assert r.error_lines == ["error: table 'people' has no column 'id' any more, the key nsl tracks its "
+                                 "objects by"]
+        assert "RENAME COLUMN" in r.stderr
+    assert people.sqlite3("ALTER TABLE people RENAME COLUMN ident TO id").returncode == 0
+    assert people.ok("status", "--json").json["changes"] == []
+    assert people("verify").returncode == 0
