@@ -12,6 +12,9 @@ nsl's change-tracking triggers, and decides which PRAGMAs may run:
   locking_mode, foreign_keys, cache_size, ...) belongs to the connection, which a server keeps for
   later requests, or changes how the file is written.
 
+No SQL may ATTACH or DETACH (nor VACUUM, which attaches), read `nsl_token`, or control transactions
+(BEGIN, COMMIT, ROLLBACK, SAVEPOINT): each statement is one transaction, nsl's own when it writes.
+
 The guard notes why it refused, so a failure is told apart by what the authorizer saw and by SQLite's
 error code, never by the text of the message (which may echo the user's own names).
 """
@@ -108,6 +111,11 @@ class _Guard:
             return self._deny(_REFUSED, "ATTACH, DETACH and VACUUM are not allowed in nsl SQL")
         if action == sqlite3.SQLITE_PRAGMA:
             return self._pragma((arg1 or "").lower(), arg2)
+        if action in (sqlite3.SQLITE_TRANSACTION, sqlite3.SQLITE_SAVEPOINT):
+            # The statement runs in nsl's transaction (or its own): a COMMIT would end nsl's early, a BEGIN
+            # would leave one open on the connection.
+            return self._deny(_REFUSED, "BEGIN, COMMIT, ROLLBACK and savepoints are not allowed in nsl SQL: "
+                                        "each statement is a transaction of its own")
         return sqlite3.SQLITE_OK
 
     def _pragma(self, name: str, value) -> int:

@@ -204,3 +204,27 @@ def test_nsl_sql_refuses_the_same_pragmas(tmp_path):
     assert '"name"' in p.stdout
     assert _file_journal_mode(db) == "wal"
     nsl_run(tmp_path, db, "verify")
+
+
+def test_sql_cannot_control_transactions(server_db, start_server):
+    """A COMMIT in SQL would end the transaction a write runs in before nsl does; a BEGIN would leave one
+    open on the connection. Both are refused (400), for readers and writers, and change nothing."""
+    read_tok, write_tok = _setup(server_db)
+    served = start_server(server_db, threads=1)
+    reader, writer = served.api(read_tok), served.api(write_tok)
+    for sql in ("COMMIT", "ROLLBACK", "BEGIN", "BEGIN IMMEDIATE", "END", "SAVEPOINT s", "RELEASE s",
+                "ROLLBACK TO s"):
+        for client, body in ((reader, {"sql": sql}), (writer, {"sql": sql}), (writer, {"sql": sql, "write": True})):
+            r = client.post("sql", json=body)
+            assert r.status_code == 400, (sql, body, r.text)
+            err = r.json()["error"]
+            assert err["code"] == "sql_error" and "transaction" in err["message"], (sql, err)
+    r = writer.post("sql", json={"sql": "UPDATE t SET born = born + 1 WHERE id = 1"})
+    assert r.status_code == 200 and r.json()["write"] is True
+    assert reader.get("tables/t/objects/1").json()["born"] == 1816
+    db = nsl.open(served.db_path)
+    try:
+        rep = nsl.verify(db)
+        assert rep.ok and rep.uncommitted == 1
+    finally:
+        db.close()
