@@ -37,9 +37,15 @@ MAX_PATH_MEMBERS = 24
 # level holds at most about ten entries of SQLite's 100-entry parser stack, so shallower SQL is safe.
 _PROBE_NESTING = 8
 
-# SQL type names as typeof() and json_type() spell them. JSON true/false count as numbers because
-# top-level booleans are stored as INTEGER 1/0 and a predicate must mean the same at every depth.
-_NUM_TYPES = "('integer','real','true','false')"
+# A predicate may nest objects and arrays this deep (MongoDB's limit for documents, and its query
+# parser's for nested expressions); deeper ones are refused before anything recurses through them.
+MAX_NESTING = 100
+
+# Type names as typeof() and json_type() spell them. Booleans are a type of their own, as in MongoDB:
+# json_type() says 'true'/'false', and so does _SqlColumn.typ() for a top-level cell whose version
+# records a boolean (SQLite stores true/false as the integers 1/0).
+_NUM_TYPES = "('integer','real')"
+_BOOL_TYPES = "('true','false')"
 _CONTAINER_TYPES = "('array','object')"
 
 
@@ -82,12 +88,10 @@ def _type_name(v) -> str:
 
 
 def _check_value(v, op: str):
-    """A JSON value the database could hold; bools become 1/0 (how SQLite stores them)."""
+    """A JSON value the database could hold (booleans stay booleans: they are a type of their own)."""
     t = type(v)
-    if v is None or t is str:
+    if v is None or t is str or t is bool:
         return v
-    if t is bool:
-        return int(v)
     if t is int:
         if not _INT64_MIN <= v <= _INT64_MAX:
             raise InvalidPredicate(f"{op}: integer {v} does not fit in 64 bits")
@@ -131,6 +135,31 @@ def _regex(pattern, options, op="$regex"):
     except re.error as e:
         raise InvalidPredicate(f"{op}: invalid regular expression {pattern!r}: {e}") from None
     return ("$regex", pattern, flags)
+
+
+def _check_nesting(pred) -> None:
+    """Refuse a predicate nesting objects and arrays more than MAX_NESTING levels deep, without
+    recursing (a Python recursion through it would fail long before SQLite's own limits)."""
+    level = [pred] if isinstance(pred, (dict, list)) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > MAX_NESTING:
+            raise InvalidPredicate(
+                f"the predicate nests objects and arrays too deeply (more than {MAX_NESTING} levels); flatten it"
+            )
+        nxt = []
+        for x in level:
+            for y in (x.values() if isinstance(x, dict) else x):
+                if isinstance(y, (dict, list)):
+                    nxt.append(y)
+        level = nxt
+
+
+def parse(pred):
+    """The validated tree of a predicate (see _parse); refuses one nested too deeply first."""
+    _check_nesting(pred)
+    return _parse(pred)
 
 
 def _parse(pred, where="the predicate"):
@@ -230,17 +259,26 @@ def _positional(seg: str) -> bool:
 
 
 class _Resolver:
-    def __init__(self, columns, json_columns):
+    def __init__(self, columns, json_columns, bool_columns):
         self.by_fold = {}
         for c in columns:
             self.by_fold.setdefault(_fold(c), c)
         self.json = {_fold(c) for c in json_columns}
+        self.bool = {_fold(c) for c in bool_columns}
+
+    @classmethod
+    def of(cls, fields):
+        return cls(fields.columns, getattr(fields, "json_columns", ()) or (),
+                   getattr(fields, "bool_columns", ()) or ())
 
     def resolve(self, name):
-        """('missing',) | ('col', column, is_json) | ('path', column, members)."""
+        """('missing',) | ('col', column, is_json, is_bool) | ('path', column, members).
+
+        A path into a column that has never held a nested value reaches nothing: text there is only
+        ever a string, however JSON-like it looks."""
         col = self.by_fold.get(_fold(name))
         if col is not None:  # a column whose own name has a dot wins over a path
-            return ("col", col, _fold(col) in self.json)
+            return ("col", col, _fold(col) in self.json, _fold(col) in self.bool)
         segs = name.split(".")
         if any(not s for s in segs):
             raise InvalidPredicate(f"field {name!r} has an empty name between dots")
@@ -256,7 +294,7 @@ class _Resolver:
                     f"field {name!r}: a nested key cannot contain a double quote, backslash or control character"
                 )
         col = self.by_fold.get(_fold(segs[0]))
-        if col is None:
+        if col is None or _fold(col) not in self.json:
             return ("missing",)
         return ("path", col, members)
 
@@ -340,6 +378,14 @@ def _json_text(v) -> str:
 # its type is known, so json() never sees non-JSON text and a comparison never sees NULL.
 
 
+def _is_bool(v) -> bool:
+    return type(v) is bool
+
+
+def _is_num(v) -> bool:
+    return type(v) is int or type(v) is float
+
+
 def _c_eq(v):
     if isinstance(v, (list, dict)):
         p = _P(_json_text(v))
@@ -350,27 +396,33 @@ def _c_eq(v):
 
 
 def _c_cmp(sqlop, v):
-    p = _P(v)
-    types = "= 'text'" if isinstance(v, str) else f"IN {_NUM_TYPES}"
+    if _is_bool(v):
+        p, types = _P(int(v)), f"IN {_BOOL_TYPES}"  # the value of JSON true/false is 1/0
+    else:
+        p, types = _P(v), "= 'text'" if isinstance(v, str) else f"IN {_NUM_TYPES}"
     return lambda val, typ: _f("CASE WHEN ", typ, f" {types} THEN ", val, f" {sqlop} ", p, " ELSE 0 END")
 
 
+def _plist(ps):
+    return _f(*[_f(", " if i else "", p) for i, p in enumerate(ps)])
+
+
 def _c_in(values):
-    nums = [_P(v) for v in values if isinstance(v, (int, float))]
+    nums = [_P(v) for v in values if _is_num(v)]
+    bools = [_P(int(v)) for v in values if _is_bool(v)]
     strs = [_P(v) for v in values if isinstance(v, str)]
     conts = [_P(_json_text(v)) for v in values if isinstance(v, (list, dict))]
-
-    def plist(ps):
-        return _f(*[_f(", " if i else "", p) for i, p in enumerate(ps)])
 
     def cond(val, typ):
         out = ["CASE"]
         if nums:
-            out += _f(" WHEN ", typ, f" IN {_NUM_TYPES} THEN ", val, " IN (", plist(nums), ")")
+            out += _f(" WHEN ", typ, f" IN {_NUM_TYPES} THEN ", val, " IN (", _plist(nums), ")")
+        if bools:
+            out += _f(" WHEN ", typ, f" IN {_BOOL_TYPES} THEN ", val, " IN (", _plist(bools), ")")
         if strs:
-            out += _f(" WHEN ", typ, " = 'text' THEN ", val, " IN (", plist(strs), ")")
+            out += _f(" WHEN ", typ, " = 'text' THEN ", val, " IN (", _plist(strs), ")")
         if conts:
-            out += _f(" WHEN ", typ, f" IN {_CONTAINER_TYPES} THEN json(", val, ") IN (", plist(conts), ")")
+            out += _f(" WHEN ", typ, f" IN {_CONTAINER_TYPES} THEN json(", val, ") IN (", _plist(conts), ")")
         out.append(" ELSE 0 END")
         return out
 
@@ -395,7 +447,8 @@ def _c_like(pattern):
 
 
 class _SqlMissing:
-    """A column the table does not have: absent from every row, so every test is a constant."""
+    """A column the table does not have (or a path into one that never held a nested value): absent
+    from every row, so every test is a constant."""
 
     def any(self, cond):
         return ["0"]
@@ -410,22 +463,49 @@ class _SqlMissing:
         return ["1"]
 
 
-class _SqlColumn:
-    """A whole top-level column. Plain columns hold scalars only; JSON columns may hold a document."""
+def _kind_in(col, tags: str):
+    """0/1: the kind the row's version records for column `col` (a parameter or a quoted literal) is
+    one of `tags` (typed-encoding tags, e.g. "('T', 'F')"). 0 without a version."""
+    return _f(f"nsl_kind({CONTENT}, ", col, f") IN {tags}")
 
-    def __init__(self, comp, col, is_json):
-        self.comp, self.col, self.is_json = comp, col, is_json
+
+def _is_doc(v: str, col):
+    """0/1: the cell holds a nested value: text that is a JSON array or object (json_valid() alone would
+    accept '5' or '"x"') and that its version records as one (a string is a string, however JSON-like).
+    Only ever a CASE WHEN condition, so its terms are tested in order and the function is called last."""
+    return _f(f"(typeof({v}) = 'text' AND substr({v}, 1, 1) IN ('[', '{{') AND json_valid({v}) AND ",
+              _kind_in(col, "('j')"), ")")
+
+
+class _SqlColumn:
+    """A whole top-level column. Plain columns hold scalars only; JSON columns may hold a document.
+    In a column that has held true or false, a 1 or 0 is a boolean when its version says so."""
+
+    def __init__(self, comp, col, is_json, is_bool):
+        self.comp, self.col, self.is_json, self.is_bool = comp, col, is_json, is_bool
         self.v = f"{TABLE}.{quote_ident(col)}"
+
+    def bool_test(self):
+        """0/1: the cell is true or false (never NULL, so NOT of it is safe)."""
+        v = self.v
+        return _f(f"CASE WHEN typeof({v}) = 'integer' AND {v} IN (0, 1) THEN ",
+                  _kind_in(_P(self.col), "('T', 'F')"), " ELSE 0 END")
+
+    def typ(self):
+        """The cell's type as json_type() would name it: typeof(), with 'true'/'false' for booleans."""
+        v = self.v
+        if not self.is_bool:
+            return [f"typeof({v})"]
+        return _f(f"CASE WHEN typeof({v}) = 'integer' AND {v} IN (0, 1) AND ", _kind_in(_P(self.col), "('T', 'F')"),
+                  f" THEN CASE {v} WHEN 1 THEN 'true' ELSE 'false' END ELSE typeof({v}) END")
 
     def any(self, cond):
         v = self.v
-        scalar = cond([v], [f"typeof({v})"])
+        scalar = cond([v], self.typ())
         if not self.is_json:
             return scalar
-        # Text that is a JSON array/object in a column nsl has stored nested values in is taken to be
-        # one; the stored kind is not consulted, to keep the test in plain SQL.
         doc = self.comp.leaf_any(cond)([v], [_P("$")])
-        return _f("CASE WHEN ", _is_doc(v), " THEN ", doc, " ELSE ", scalar, " END")
+        return _f("CASE WHEN ", _is_doc(v, _P(self.col)), " THEN ", doc, " ELSE ", scalar, " END")
 
     def exists(self):
         # NULL is both "absent" and "null"; only the version's typed cell can tell them apart.
@@ -444,7 +524,7 @@ class _SqlPath:
     """Members inside a column's JSON; arrays on the way are looked through as in MongoDB."""
 
     def __init__(self, comp, col, members):
-        self.comp, self.members = comp, members
+        self.comp, self.col, self.members = comp, col, members
         self.v = f"{TABLE}.{quote_ident(col)}"
 
     def _walk(self, leaf):
@@ -455,7 +535,7 @@ class _SqlPath:
             joins, where, path = self.comp.chain(d, self.members)
             body = _f("EXISTS (SELECT 1 FROM ", joins, " WHERE ", where, " AND ", leaf(d, path), ")")
         # The guard keeps every json_*() call away from text that is not a JSON document.
-        return _f("CASE WHEN ", _is_doc(self.v), " THEN ", body, " ELSE 0 END")
+        return _f("CASE WHEN ", _is_doc(self.v, _P(self.col)), " THEN ", body, " ELSE 0 END")
 
     def any(self, cond):
         return self._walk(self.comp.leaf_any(cond))
@@ -470,14 +550,9 @@ class _SqlPath:
         return _f("(", self.missing(), " OR ", self.any(_c_null), ")")
 
 
-def _is_doc(v: str):
-    # json_valid() alone would accept '5' or '"x"'; only arrays and objects are nested values.
-    return [f"(typeof({v}) = 'text' AND substr({v}, 1, 1) IN ('[', '{{') AND json_valid({v}))"]
-
-
 class _Compiler:
     def __init__(self, fields):
-        self.res = _Resolver(fields.columns, getattr(fields, "json_columns", ()) or ())
+        self.res = _Resolver.of(fields)
         self.n = 0
 
     def alias(self):
@@ -555,7 +630,7 @@ class _Compiler:
         if r[0] == "missing":
             return _SqlMissing()
         if r[0] == "col":
-            return _SqlColumn(self, r[1], r[2])
+            return _SqlColumn(self, r[1], r[2], r[3])
         return _SqlPath(self, r[1], r[2])
 
     def node(self, node):
@@ -597,7 +672,9 @@ class _Compiler:
 
     # The plain-column forms below are written so SQLite's planner sees `col = ?`, `col IN (...)` or
     # a two-sided range on the bare column (an index serves them); the typeof() terms only filter.
-    # Each form is also 0/1 on NULL (NULL AND 0 is 0), so NOT/$nor around it stay two-valued.
+    # Each form is also 0/1 on NULL (NULL AND 0 is 0), so NOT/$nor around it stay two-valued. In a
+    # column that has held booleans, a 1 or 0 is tested for being one (bool_test) only where the
+    # predicate's value could meet it, so other values keep the plain form.
 
     def eq(self, src, v):
         if v is None:
@@ -607,7 +684,13 @@ class _Compiler:
         if isinstance(v, (list, dict)):
             return ["0"]  # a plain column never held a nested value
         c = src.v
+        if _is_bool(v):
+            if not src.is_bool:
+                return ["0"]  # nor a boolean
+            return _f(f"({c} = ", _P(int(v)), f" AND typeof({c}) = 'integer' AND ", src.bool_test(), ")")
         guard = "= 'text'" if isinstance(v, str) else "IN ('integer','real')"
+        if src.is_bool and _is_num(v) and v in (0, 1):
+            return _f(f"({c} = ", _P(v), f" AND typeof({c}) {guard} AND NOT ", src.bool_test(), ")")
         return _f(f"({c} = ", _P(v), f" AND typeof({c}) {guard})")
 
     def in_(self, src, values):
@@ -615,16 +698,22 @@ class _Compiler:
         others = [v for v in values if v is not None]
         if others:
             if self._plain(src):
-                scalars = [v for v in others if not isinstance(v, (list, dict))]
+                scalars = [v for v in others if not isinstance(v, (list, dict)) and not _is_bool(v)]
+                bools = [int(v) for v in others if _is_bool(v)] if src.is_bool else []
+                c = src.v
                 if scalars:
-                    c = src.v
                     types = []
-                    if any(isinstance(v, (int, float)) for v in scalars):
+                    if any(_is_num(v) for v in scalars):
                         types += ["'integer'", "'real'"]
                     if any(isinstance(v, str) for v in scalars):
                         types.append("'text'")
-                    plist = _f(*[_f(", " if i else "", _P(v)) for i, v in enumerate(scalars)])
-                    parts.append(_f(f"({c} IN (", plist, f") AND typeof({c}) IN ({','.join(types)}))"))
+                    form = _f(f"({c} IN (", _plist([_P(v) for v in scalars]), f") AND typeof({c}) IN ({','.join(types)})")
+                    if src.is_bool and any(_is_num(v) and v in (0, 1) for v in scalars):
+                        form += _f(" AND NOT ", src.bool_test())
+                    parts.append(form + [")"])
+                if bools:
+                    parts.append(_f(f"({c} IN (", _plist([_P(v) for v in bools]),
+                                    f") AND typeof({c}) = 'integer' AND ", src.bool_test(), ")"))
             else:
                 parts.append(src.any(_c_in(others)))
         if any(v is None for v in values):
@@ -649,6 +738,14 @@ class _Compiler:
         else:
             bound = f"{c} < ''" if name in ("$gt", "$gte") else f"{c} >= -9e999"
             guard = "IN ('integer','real')"
+        if _is_bool(v):
+            # false < true, as in MongoDB; booleans are stored as 1/0, so the number range serves.
+            if not src.is_bool:
+                return ["0"]
+            return _f(f"({c} {sqlop} ", _P(int(v)), f" AND {bound} AND typeof({c}) = 'integer' AND ",
+                      src.bool_test(), ")")
+        if src.is_bool and _is_num(v) and (_PY_CMP[name](0, v) or _PY_CMP[name](1, v)):
+            return _f(f"({c} {sqlop} ", _P(v), f" AND {bound} AND typeof({c}) {guard} AND NOT ", src.bool_test(), ")")
         return _f(f"({c} {sqlop} ", _P(v), f" AND {bound} AND typeof({c}) {guard})")
 
 
@@ -699,7 +796,7 @@ def compile_where(pred: dict | None, fields) -> tuple[str, list]:
     """SQL boolean expression (never NULL-valued: always 0/1) and its bound parameters."""
     if pred is None:
         return "1", []
-    tree = _parse(pred)
+    tree = parse(pred)
     sql, params = _render(_Compiler(fields).node(tree))
     if _nesting(sql) > _PROBE_NESTING:
         _check_parses(sql, params, fields.columns)
@@ -715,7 +812,7 @@ def compile_sort(sort: str | list[str] | None, fields) -> str:
     if sort is None:
         items = []
     elif isinstance(sort, str):
-        items = sort.split(",") if sort.strip() else []
+        items = sort.split(",")  # so '' is an empty name, refused below
     elif isinstance(sort, (list, tuple)):
         items = []
         for s in sort:
@@ -724,7 +821,7 @@ def compile_sort(sort: str | list[str] | None, fields) -> str:
             items.append(s)
     else:
         raise InvalidPredicate(f"sort must be a string or an array of strings, got {_type_name(sort)}")
-    res = _Resolver(fields.columns, getattr(fields, "json_columns", ()) or ())
+    res = _Resolver.of(fields)
     out = []
     for item in items:
         item = item.strip()
@@ -744,7 +841,8 @@ def compile_sort(sort: str | list[str] | None, fields) -> str:
             # were checked to hold no quote, backslash or control character.
             path = "$" + "".join(_member(m) for m in r[2])
             lit = "'" + path.replace("'", "''") + "'"
-            expr = f"CASE WHEN {_is_doc(c)[0]} THEN json_extract({c}, {lit}) END"
+            col = "'" + r[1].replace("'", "''") + "'"  # the column's name, from the table
+            expr = f"CASE WHEN {''.join(_is_doc(c, col))} THEN json_extract({c}, {lit}) END"
         out.append(expr + (" DESC" if desc else ""))
     if getattr(fields, "rowid", True):
         out.append(f"{TABLE}.rowid")
@@ -779,25 +877,39 @@ def _header_positions(head: str) -> dict:
     return pos
 
 
-def _sql_present(content, column):
-    """1 when the typed encoding has a cell for `column` that is not `-` (absent)."""
+def _sql_kind(content, column):
+    """The tag of `column`'s cell in a typed encoding (T, F, j, -, or a storage class i r t b n), or ''
+    when there is none: no stored version (a row written outside nsl), or a column added since."""
     if not isinstance(content, str) or not isinstance(column, str):
-        return 0  # no stored version (row written outside nsl): NULL means absent
+        return ""
+    nl = content.find("\n")
+    if nl < 0:
+        return ""
     try:
-        nl = content.find("\n")
-        head = content if nl < 0 else content[:nl]
-        i = _header_positions(head).get(_fold(column))
-        if i is None or nl < 0:
-            return 0  # the column was added after this version was saved
-        cells = content[nl + 1 :].split("|", i + 1)
-        return 1 if i < len(cells) and cells[i] != "-" else 0
+        i = _header_positions(content[:nl]).get(_fold(column))
     except ValueError:
-        return 0
+        return ""
+    if i is None:
+        return ""
+    pos = nl
+    for _ in range(i):
+        pos = content.find("|", pos + 1)
+        if pos < 0:
+            return ""
+    return content[pos + 1 : pos + 2]
+
+
+def _sql_present(content, column):
+    """1 when the typed encoding has a cell for `column` that is not `-` (absent). Without one (no
+    stored version: a row written outside nsl; or a column added since), NULL means absent."""
+    kind = _sql_kind(content, column)
+    return 1 if kind and kind != "-" else 0
 
 
 def register_functions(conn) -> None:
-    """Registers the SQL functions the compiled SQL needs (nsl_present, nsl_regexp)."""
+    """Registers the SQL functions the compiled SQL needs (nsl_present, nsl_kind, nsl_regexp)."""
     conn.create_function("nsl_present", 2, _sql_present, deterministic=True)
+    conn.create_function("nsl_kind", 2, _sql_kind, deterministic=True)
     conn.create_function("nsl_regexp", 3, _sql_regexp, deterministic=True)
 
 
@@ -805,23 +917,6 @@ def register_functions(conn) -> None:
 # Python evaluation, mirroring the SQL rule for rule (the tests hold the two against each other).
 
 _ABSENT = object()
-
-
-def _py_is_num(x) -> bool:
-    t = type(x)
-    return t is int or t is float or t is bool
-
-
-def _maybe_doc(x):
-    # Mirror of _is_doc(): in SQL, text that is a JSON array/object is read as that value.
-    if type(x) is str and x[:1] in ("[", "{"):
-        try:
-            v = orjson.loads(x)
-        except orjson.JSONDecodeError:
-            return x
-        if isinstance(v, (list, dict)):
-            return v
-    return x
 
 
 def _py_reach(x, members):
@@ -842,12 +937,19 @@ def _py_reach(x, members):
     return []
 
 
+def _py_same_type(x, v) -> bool:
+    """x and the scalar v are of one MongoDB type: numbers (int and float), booleans, or strings."""
+    if type(v) is bool:
+        return type(x) is bool
+    if type(v) is str:
+        return type(x) is str
+    return type(x) is int or type(x) is float
+
+
 def _py_eq(x, v) -> bool:
     if isinstance(v, (list, dict)):
         return type(x) in (list, dict) and orjson.dumps(x) == orjson.dumps(v)
-    if isinstance(v, str):
-        return type(x) is str and x == v
-    return _py_is_num(x) and x == v
+    return _py_same_type(x, v) and x == v
 
 
 @functools.lru_cache(maxsize=256)
@@ -877,9 +979,9 @@ class _Evaluator:
         self.obj = obj
         self.fields = fields
         if fields is not None:
-            self.res = _Resolver(fields.columns, getattr(fields, "json_columns", ()) or ())
+            self.res = _Resolver.of(fields)
         else:
-            self.res = _Resolver(list(obj), list(obj))
+            self.res = _Resolver(list(obj), list(obj), list(obj))
         self.keys = {}
         for k in obj:
             self.keys.setdefault(_fold(k), k)
@@ -895,18 +997,15 @@ class _Evaluator:
         x = self.value(r[1])
         if x is _ABSENT:
             return _Subject(False, [])
-        mirror = self.fields is not None
         if r[0] == "col":
-            if mirror and not r[2]:
-                # SQL sees a plain column's cell as a scalar: nested values would be JSON text.
-                if isinstance(x, (list, dict)):
+            if self.fields is not None:
+                # What SQL can see of a cell in a column nsl never recorded a nested value (or a
+                # boolean) in: the JSON text (the integer) stored for it.
+                if not r[2] and isinstance(x, (list, dict)):
                     x = orjson.dumps(x).decode()
-                return _Subject(True, [x])
-            if mirror:
-                x = _maybe_doc(x)
+                elif not r[3] and type(x) is bool:
+                    x = int(x)
             return _Subject(True, [x] + (x if type(x) is list else []))
-        if mirror:
-            x = _maybe_doc(x)
         if type(x) not in (list, dict):
             return _Subject(False, [])
         leaves = _py_reach(x, r[2])
@@ -947,9 +1046,7 @@ class _Evaluator:
             if v is None:
                 return self.eq(s, None) if name in ("$gte", "$lte") else False
             f = _PY_CMP[name]
-            if isinstance(v, str):
-                return any(type(c) is str and f(c, v) for c in s.cands)
-            return any(_py_is_num(c) and f(c, v) for c in s.cands)
+            return any(_py_same_type(c, v) and f(c, v) for c in s.cands)
         if name == "$exists":
             return s.present == op[1]
         if name == "$regex":
@@ -965,8 +1062,9 @@ class _Evaluator:
 def matches(pred: dict, obj: dict, fields=None) -> bool:
     """Whether `obj` satisfies `pred`, with the same semantics as compile_where.
 
-    With `fields`, column resolution and JSON-column handling follow the table exactly as the SQL
-    does (unknown columns are missing, a plain column's nested value is only text); without it, the
-    object's own keys are the columns and its arrays/objects are nested values."""
-    tree = _parse(pred)
+    With `fields`, column resolution and JSON and boolean columns follow the table exactly as the SQL
+    does (unknown columns are missing, a plain column's nested value is only text, a boolean in a
+    column not among fields.bool_columns only an integer); without it, the object's own keys are the
+    columns, its arrays/objects are nested values and its booleans booleans."""
+    tree = parse(pred)
     return _Evaluator(obj, fields).node(tree)

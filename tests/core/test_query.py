@@ -2,6 +2,7 @@
 nothing reaches the SQL text unquoted, and plain columns keep their indexes."""
 from __future__ import annotations
 
+import json
 import random
 import re
 import sqlite3
@@ -10,10 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import nsl as nsllib
 from nsl.core import query
 from nsl.core.query import Fields, compile_sort, compile_where, matches, register_functions
-from nsl.core.rowtext import ABSENT, header, typed_cell
-from nsl.core.values import to_cell
+from nsl.core.rowtext import ABSENT, FALSE, JSON, TRUE, header, typed_cell
+from nsl.core.values import inherit_kinds, to_cell, to_object
 from nsl.errors import InvalidPredicate
 
 TABLE = "docs"
@@ -24,9 +26,13 @@ def q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def build(conn, columns, objects, raw=()):
+def build(conn, columns, objects, raw=(), stale=None):
     """A user table holding `objects` the way nsl stores them; ids in `raw` have no version content
-    (as if written by plain SQL). Returns Fields with json_columns as nsl would have recorded them."""
+    (as if written by plain SQL), and stale[id] is the object the version of a row changed outside
+    nsl holds. Returns Fields with json_columns and bool_columns as nsl would have recorded them (from
+    every version's kinds)."""
+    stale = stale or {}
+    json_cols, bool_cols = set(), set()
     conn.execute("BEGIN")
     conn.execute("CREATE TABLE IF NOT EXISTS nsl_cur(tid, key, vid, PRIMARY KEY(tid, key)) WITHOUT ROWID")
     conn.execute("CREATE TABLE IF NOT EXISTS nsl_version(vid INTEGER PRIMARY KEY, content TEXT)")
@@ -36,18 +42,25 @@ def build(conn, columns, objects, raw=()):
     conn.execute(f"CREATE TABLE {q(TABLE)} ({', '.join(q(c) for c in columns)})")
     head = header(columns)
     for vid, obj in enumerate(objects, 1):
-        cells = [to_cell(obj[c]) if c in obj else (None, ABSENT) for c in columns]
+        cells = _cells(columns, obj)
         conn.execute(
             f"INSERT INTO {q(TABLE)} VALUES ({', '.join('?' * len(columns))})", [v for v, _ in cells]
         )
         if obj["id"] in raw:
             continue
+        if obj["id"] in stale:
+            cells = _cells(columns, stale[obj["id"]])
         content = head + "\n" + "|".join(typed_cell(v, k) for v, k in cells)
         conn.execute("INSERT INTO nsl_version VALUES (?, ?)", (vid, content))
         conn.execute("INSERT INTO nsl_cur VALUES (?, ?, ?)", (TID, obj["id"], vid))
+        json_cols |= {c for c, (_, k) in zip(columns, cells) if k == JSON}
+        bool_cols |= {c for c, (_, k) in zip(columns, cells) if k in (TRUE, FALSE)}
     conn.execute("COMMIT")
-    json_cols = {c for c in columns if any(isinstance(o.get(c), (list, dict)) for o in objects if o["id"] not in raw)}
-    return Fields(list(columns), json_cols)
+    return Fields(list(columns), json_cols, bool_columns=bool_cols)
+
+
+def _cells(columns, obj):
+    return [to_cell(obj[c]) if c in obj else (None, ABSENT) for c in columns]
 
 
 def find_sql(fields, pred, sort=None):
@@ -67,11 +80,18 @@ def find_ids(conn, fields, pred, sort=None) -> list:
     return [r[0] for r in conn.execute(sql, params)]
 
 
-def seen_by_sql(obj, raw):
-    """The object as the database can tell it: without content, NULL is absent and true is 1."""
-    if not raw:
+def seen_by_sql(obj, raw, old=None, columns=None):
+    """The object as nsl judges a row: without a version, by the SQL values alone (NULL is absent,
+    true is 1, a nested value is its JSON text, a string); changed outside nsl since its version
+    `old`, as `nsl commit` will record it (kinds carried over where the values still fit them)."""
+    if not raw and old is None:
         return obj
-    return {k: (int(v) if isinstance(v, bool) else v) for k, v in obj.items() if v is not None}
+    columns = columns or list(obj)
+    values = [v for v, _ in _cells(columns, obj)]
+    if old is None:
+        return to_object(columns, values, inherit_kinds(values, [], []))
+    old_cells = _cells(columns, old)
+    return to_object(columns, values, inherit_kinds(values, [v for v, _ in old_cells], [k for _, k in old_cells]))
 
 
 def connect(path=":memory:"):
@@ -86,10 +106,14 @@ def connect(path=":memory:"):
 
 COLUMNS = ["id", "a", "b", "c", "tags", "sub", "items"]
 # Small pools so that random predicates hit some rows and miss others.
+# Booleans, the numbers they are stored as, and strings that read as JSON share every column.
+JSONISH = ["[1]", "[5,6]", '{"x":1}', "[]", "true", "1", '["x"]', "[true]"]
 scalars = st.one_of(
     st.integers(-1, 2),
-    st.sampled_from([0.5, 2.0, -1.5]),
+    st.sampled_from([0.5, 2.0, -1.5, 1.0, 0.0]),
+    st.booleans(),
     st.sampled_from(["", "x", "y", "ab", "Xy", "5", "é", "a%b"]),
+    st.sampled_from(JSONISH),
     st.none(),
 )
 arrays = st.lists(scalars, max_size=3)
@@ -111,14 +135,21 @@ objects = st.fixed_dictionaries(
     {
         "a": _maybe(scalars),  # never nested: a plain column, compiled to the sargable forms
         "b": _maybe(st.one_of(scalars, arrays)),
-        "c": _maybe(st.one_of(st.booleans(), st.sampled_from(["x", "y"]), st.none())),  # the only booleans
+        "c": _maybe(st.one_of(st.booleans(), st.sampled_from([0, 1, "x", "[1]"]), st.none())),  # mostly booleans
         "tags": _maybe(st.one_of(arrays, scalars, st.lists(arrays, max_size=2))),
         "sub": _maybe(st.one_of(sub_objects, sub_objects, scalars, arrays, st.lists(sub_objects, max_size=2))),
         "items": _maybe(st.one_of(st.lists(st.one_of(sub_objects, scalars), max_size=3), sub_objects)),
     },
 ).map(lambda o: {k: v for k, v in o.items() if v is not MISSING})
-datasets = st.lists(st.tuples(objects, st.booleans()), min_size=3, max_size=10).map(
-    lambda xs: ([{"id": i, **o} for i, (o, _) in enumerate(xs, 1)], {i for i, (_, r) in enumerate(xs, 1) if r})
+# How each row stands: as saved, written outside nsl (no version), or changed outside nsl since its
+# version (which holds the other object).
+ROW_STATES = st.sampled_from(["saved", "saved", "raw", "changed"])
+datasets = st.lists(st.tuples(objects, ROW_STATES, objects), min_size=3, max_size=10).map(
+    lambda xs: (
+        [{"id": i, **o} for i, (o, _, _) in enumerate(xs, 1)],
+        {i for i, (_, how, _) in enumerate(xs, 1) if how == "raw"},
+        {i: {"id": i, **old} for i, (_, how, old) in enumerate(xs, 1) if how == "changed"},
+    )
 )
 
 PATHS = [
@@ -126,9 +157,9 @@ PATHS = [
     "sub.0", "sub.0.x", "tags.0", "tags.1", "items.x", "items.y", "items.z.w", "items.0.x", "nope", "nope.x", "a.x",
     "sub.z.w.v", "items.z.w.v", "items.z.0.w", "sub.z.w.0.v", "items.1.z.w.v",
 ]
-POOL = [-1, 0, 1, 2, 0.5, 2.0, -1.5, "", "x", "y", "ab", "Xy", "5", "é", "a%b", None, True, False,
-        [], ["x"], [1, 2], ["x", None], {}, {"x": 1}, {"x": "y"}]
-ORDERED = [-1, 0, 1, 2, 0.5, 2.0, "", "x", "ab", "y", "Xy", None, True]
+POOL = [-1, 0, 1, 2, 0.5, 2.0, -1.5, 1.0, 0.0, "", "x", "y", "ab", "Xy", "5", "é", "a%b", None, True, False,
+        [], ["x"], [1, 2], ["x", None], {}, {"x": 1}, {"x": "y"}, [1], [True], [5, 6], *JSONISH]
+ORDERED = [-1, 0, 1, 2, 0.5, 2.0, 1.0, 0.0, "", "x", "ab", "y", "Xy", "1", "[1]", None, True, False]
 REGEXES = ["^x", "y$", "a|b", "X", "^$", "é", r"\d", "^(x|ab)$"]
 LIKES = ["x%", "%b", "_", "A%", "%", "x_y", "", "a%b", "%Y"]
 
@@ -232,8 +263,8 @@ UNROLL_MODES = [query._UNROLL_MEMBERS, 0, 3]
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(dataset=datasets, data=st.data())
 def test_sql_agrees_with_matches(prop_conn, unroll, dataset, data):
-    objs, raw = dataset
-    fields = build(prop_conn, COLUMNS, objs, raw)
+    objs, raw, changed = dataset
+    fields = build(prop_conn, COLUMNS, objs, raw, changed)
     maker = PredicateMaker(random.Random(data.draw(st.integers(0, 2**32), label="seed")), objs)
     saved, query._UNROLL_MEMBERS = query._UNROLL_MEMBERS, unroll
     try:
@@ -245,8 +276,9 @@ def test_sql_agrees_with_matches(prop_conn, unroll, dataset, data):
                 # Nesting every path 3 levels deep can outgrow SQLite's parser; the default cannot.
                 assert unroll == 3 and "too deeply" in str(e), pred
                 continue
-            want = sorted(o["id"] for o in objs if matches(pred, seen_by_sql(o, o["id"] in raw), fields))
-            assert got == want, (pred, fields.json_columns)
+            want = sorted(o["id"] for o in objs
+                          if matches(pred, seen_by_sql(o, o["id"] in raw, changed.get(o["id"]), COLUMNS), fields))
+            assert got == want, (pred, fields.json_columns, fields.bool_columns)
     finally:
         query._UNROLL_MEMBERS = saved
 
@@ -254,8 +286,8 @@ def test_sql_agrees_with_matches(prop_conn, unroll, dataset, data):
 @settings(max_examples=60, deadline=None)
 @given(objs=st.lists(objects, max_size=6), data=st.data())
 def test_matches_with_and_without_fields_agree_on_native_data(objs, data):
-    # With every nested column declared JSON, the table view changes nothing for native objects.
-    fields = Fields(COLUMNS, {"b", "c", "tags", "sub", "items", "a"})
+    # With every column declared JSON and boolean, the table view changes nothing for native objects.
+    fields = Fields(COLUMNS, set(COLUMNS), bool_columns=set(COLUMNS))
     maker = PredicateMaker(random.Random(data.draw(st.integers(0, 2**32), label="seed")), objs)
     pred = maker.predicate()
     for o in objs:
@@ -307,10 +339,16 @@ CASES = [
     ({"name": {"$gte": "b", "$lt": "c"}}, {1}),
     ({"name": {"$lt": "a"}}, {3}),  # "Bob": uppercase sorts first
     ({"n": {"$ne": 5}}, {3, 4, 5, 6, 7, 8}),
-    # booleans are 1/0 (documented deviation)
+    # booleans are a type of their own (stored as 1/0, told apart by the version's kind)
     ({"flag": True}, {5}),
-    ({"flag": 1}, {5}),
+    ({"flag": 1}, set()),
     ({"flag": False}, {6}),
+    ({"flag": 0}, set()),
+    ({"flag": {"$ne": True}}, ALL - {5}),
+    ({"flag": {"$gt": False}}, {5}),
+    ({"flag": {"$gte": 0}}, set()),
+    ({"flag": {"$in": [True, 0]}}, {5}),
+    ({"n": {"$gte": True}}, set()),
     # arrays
     ({"tags": "x"}, {1, 2}),  # element or scalar; ["x"] inside an array is one level too deep
     ({"tags": ["x"]}, {4}),  # an element equal to the array
@@ -380,6 +418,7 @@ def hand(tmp_path, monkeypatch, request):
     conn = connect(tmp_path / "hand.db")
     fields = build(conn, HAND_COLUMNS, HAND, HAND_RAW)
     assert fields.json_columns == {"tags", "sub", "items"}
+    assert fields.bool_columns == {"flag"}
     yield conn, fields
     conn.close()
 
@@ -409,7 +448,9 @@ def test_matches_without_fields():
     assert matches({"a": {"$exists": True}}, {"a": None})
     assert matches({"A": 1}, {"a": 1})  # column names fold like SQLite's
     assert not matches({"a.B": 1}, {"a": {"b": 1}})  # nested keys do not
-    assert matches({"a": 1}, {"a": True})
+    assert not matches({"a": 1}, {"a": True}) and not matches({"a": True}, {"a": 1})
+    assert not matches({"a": 1}, {"a": "[1]"}) and matches({"a": 1}, {"a": [1]})
+    assert matches({"a": {"$lt": True}}, {"a": False}) and not matches({"a": {"$lt": 2}}, {"a": False})
 
 
 def test_sort(hand):
@@ -532,18 +573,21 @@ def test_odd_column_names(tmp_path):
     assert find_ids(conn, fields, None, ["-we\"ird", "sp ace.k", "-x'y"]) == [2, 1]
 
 
-def test_non_json_text_is_not_parsed(tmp_path):
-    # Dotted paths into text that is not JSON must not raise "malformed JSON".
+def test_strings_are_never_parsed(tmp_path):
+    # Dotted paths into text that is not JSON must not raise "malformed JSON"; and a string is a
+    # string even when it reads as JSON, in a column that holds nested values too.
     conn = connect(tmp_path / "t.db")
     objs = [{"id": 1, "s": "[oops"}, {"id": 2, "s": "{\"a\":"}, {"id": 3, "s": {"a": 1}}, {"id": 4, "s": 7},
-            {"id": 5, "s": "[1, 2]"}]
+            {"id": 5, "s": "[1, 2]"}, {"id": 6, "s": '{"a": 1}'}]
     fields = build(conn, ["id", "s"], objs)
     assert find_ids(conn, fields, {"s.a": 1}) == [3]
-    assert find_ids(conn, fields, {"s.a": None}) == [1, 2, 4, 5]
-    # In a JSON column, text that is a JSON array is read as one (the documented deviation).
-    assert find_ids(conn, fields, {"s": 1}) == [5]
+    assert find_ids(conn, fields, {"s.a": None}) == [1, 2, 4, 5, 6]
+    assert find_ids(conn, fields, {"s": 1}) == []
+    assert find_ids(conn, fields, {"s": [1, 2]}) == []
+    assert find_ids(conn, fields, {"s": "[1, 2]"}) == [5]
+    assert find_ids(conn, fields, {"s": {"$regex": "^[{\\[]"}}) == [1, 2, 5, 6]
     assert find_ids(conn, fields, {"s": "[oops"}) == [1]
-    assert find_ids(conn, fields, None, "s.a") == [1, 2, 4, 5, 3]
+    assert find_ids(conn, fields, None, "s.a") == [1, 2, 4, 5, 6, 3]  # only the object has a member
 
 
 def test_plain_column_ranges_keep_to_their_type(tmp_path):
@@ -579,18 +623,33 @@ def test_deep_paths_and_nesting(tmp_path):
     for i in range(12):
         pred = {["$nor", "$or", "$and"][i % 3]: [pred, {"s": i}]}
     find_ids(conn, fields, pred)
-    for i in range(100):
+    for i in range(30):  # 84 levels of objects and arrays: within MAX_NESTING, beyond SQLite's parser
         pred = {"$nor": [pred]}
-    with pytest.raises(InvalidPredicate, match="too deeply"):
+    with pytest.raises(InvalidPredicate, match="for SQLite; flatten it"):
         compile_where(pred, fields)
 
 
-def test_present_function():
-    cols = ["id", "a", "b"]
-    content = header(cols) + "\n" + "|".join([typed_cell(1), typed_cell(None), ABSENT])
+def test_present_and_kind_functions():
+    cols = ["id", "a", "b", "c", "d"]
+    content = header(cols) + "\n" + "|".join([typed_cell(1), typed_cell(None), ABSENT, TRUE, typed_cell("[1]", JSON)])
     f = query._sql_present
-    assert f(content, "id") == 1 and f(content, "A") == 1 and f(content, "b") == 0
+    assert f(content, "id") == 1 and f(content, "A") == 1 and f(content, "b") == 0 and f(content, "c") == 1
     assert f(content, "zzz") == 0 and f(None, "a") == 0 and f("garbage", "a") == 0 and f("", "a") == 0
+    k = query._sql_kind
+    assert [k(content, c) for c in ["ID", "a", "b", "c", "d", "zzz"]] == ["i", "n", "-", "T", "j", ""]
+    assert k(None, "a") == k("garbage", "a") == k("", "a") == k(header(cols) + "\ni1", "d") == ""
+
+
+def test_plain_columns_keep_their_sql():
+    # Columns that never held a boolean (or a nested value) compile exactly as before booleans were
+    # told apart: the benchmarked equality is `col = ?` and a type filter, nothing else.
+    fields = Fields(["id", "n", "flag"], set(), bool_columns={"flag"})
+    assert compile_where({"n": 5}, fields) == ("""(t."n" = ? AND typeof(t."n") IN ('integer','real'))""", [5])
+    assert compile_where({"n": 1}, fields)[0] == compile_where({"n": 5}, fields)[0]
+    assert compile_where({"n": True}, fields) == ("0", [])
+    assert compile_where({"flag": 5}, fields)[0] == compile_where({"n": 5}, fields)[0].replace('"n"', '"flag"')
+    assert "nsl_kind" in compile_where({"flag": 1}, fields)[0]
+    assert "nsl_kind" not in compile_where({"flag": {"$gt": 1}}, fields)[0]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -607,13 +666,208 @@ def test_present_function():
     ({"n": {"$lte": 4}}, "ix_n"),
     ({"name": "bob", "sub.x": 1}, "ix_name"),
     ({"$and": [{"n": {"$gt": 1}}, {"tags": "x"}]}, "ix_n"),
+    # A column that has held booleans keeps its index too; only 1/0 rows are asked for their kind.
+    ({"flag": True}, "ix_flag"),
+    ({"flag": 1}, "ix_flag"),
+    ({"flag": {"$in": [False, 7]}}, "ix_flag"),
+    ({"flag": {"$gte": False}}, "ix_flag"),
+    ({"flag": {"$lt": 3}}, "ix_flag"),
 ])
 def test_index_used(hand, pred, index):
     conn, fields = hand
     conn.execute(f"CREATE INDEX ix_name ON {q(TABLE)}(name)")
     conn.execute(f"CREATE INDEX ix_n ON {q(TABLE)}(n)")
+    conn.execute(f"CREATE INDEX ix_flag ON {q(TABLE)}(flag)")
     sql, params = find_sql(fields, pred)
     plan = " / ".join(r[-1] for r in conn.execute("EXPLAIN QUERY PLAN " + sql, params))
     assert f"USING INDEX {index}" in plan or f"USING COVERING INDEX {index}" in plan, plan
     want = {o["id"] for o in HAND if matches(pred, seen_by_sql(o, o["id"] in HAND_RAW), fields)}
     assert set(find_ids(conn, fields, pred)) == want
+
+
+# --------------------------------------------------------------------------------------------------
+# 5. Booleans and JSON-looking strings: MongoDB's results, through nsl itself.
+
+KINDS = [
+    {"id": 1, "a": True},
+    {"id": 2, "a": 1},
+    {"id": 3, "a": 1.0},
+    {"id": 4, "a": "1"},
+    {"id": 5, "a": [1, True]},
+    {"id": 6, "a": "[1]"},
+    {"id": 7, "a": None},
+    {"id": 8},
+]
+EVERY = set(range(1, 9))
+# What MongoDB returns for each predicate on KINDS.
+MONGO = [
+    ({"a": True}, {1, 5}),
+    ({"a": False}, set()),
+    ({"a": 1}, {2, 3, 5}),
+    ({"a": 1.0}, {2, 3, 5}),
+    ({"a": "1"}, {4}),
+    ({"a": [1, True]}, {5}),
+    ({"a": [1]}, set()),
+    ({"a": "[1]"}, {6}),
+    ({"a": None}, {7, 8}),
+    ({"a": {"$eq": True}}, {1, 5}),
+    ({"a": {"$ne": 1}}, {1, 4, 6, 7, 8}),
+    ({"a": {"$ne": True}}, {2, 3, 4, 6, 7, 8}),
+    ({"a": {"$ne": "[1]"}}, EVERY - {6}),
+    ({"a": {"$ne": None}}, {1, 2, 3, 4, 5, 6}),
+    ({"a": {"$gt": 0}}, {2, 3, 5}),
+    ({"a": {"$gte": 1}}, {2, 3, 5}),
+    ({"a": {"$lt": 2}}, {2, 3, 5}),
+    ({"a": {"$lte": 1}}, {2, 3, 5}),
+    ({"a": {"$gt": 1}}, set()),
+    ({"a": {"$gt": False}}, {1, 5}),
+    ({"a": {"$gte": False}}, {1, 5}),
+    ({"a": {"$gte": True}}, {1, 5}),
+    ({"a": {"$lt": True}}, set()),
+    ({"a": {"$gt": "0"}}, {4, 6}),
+    ({"a": {"$lt": "2"}}, {4}),
+    ({"a": {"$in": [1]}}, {2, 3, 5}),
+    ({"a": {"$in": [True]}}, {1, 5}),
+    ({"a": {"$in": [False, 7]}}, set()),
+    ({"a": {"$in": ["1", None]}}, {4, 7, 8}),
+    ({"a": {"$in": [[1, True], "[1]"]}}, {5, 6}),
+    ({"a": {"$nin": [1]}}, {1, 4, 6, 7, 8}),
+    ({"a": {"$nin": [True, 1]}}, {4, 6, 7, 8}),
+    ({"a": {"$exists": True}}, {1, 2, 3, 4, 5, 6, 7}),
+    ({"a": {"$exists": False}}, {8}),
+    ({"a": {"$regex": "1"}}, {4, 6}),
+    ({"a": {"$regex": "^\\["}}, {6}),
+    ({"a": {"$not": {"$gt": 0}}}, {1, 4, 6, 7, 8}),
+    ({"a": {"$not": {"$eq": True}}}, {2, 3, 4, 6, 7, 8}),
+    ({"$nor": [{"a": 1}]}, {1, 4, 6, 7, 8}),
+    ({"$nor": [{"a": True}, {"a": None}]}, {2, 3, 4, 6}),
+    ({"$or": [{"a": True}, {"a": "1"}]}, {1, 4, 5}),
+    ({"$and": [{"a": 1}, {"a": True}]}, {5}),
+    ({"a.0": 1}, {5}),
+    ({"a.1": True}, {5}),
+    ({"a.0": {"$exists": True}}, {5}),
+    ({"a.0": None}, EVERY - {5}),
+]
+
+
+@pytest.fixture(scope="module")
+def kinds_db(tmp_path_factory):
+    db, _ = nsllib.init(tmp_path_factory.mktemp("kinds") / "kinds.db")
+    nsllib.save(db, "t", KINDS, message="every kind")
+    yield db
+    db.close()
+
+
+@pytest.mark.parametrize("pred,want", MONGO, ids=[repr(m[0]) for m in MONGO])
+def test_mongodb_results(kinds_db, pred, want):
+    assert {o["id"] for o in nsllib.find(kinds_db, "t", pred)} == want
+    assert {o["id"] for o in KINDS if matches(pred, o)} == want
+    tbl = kinds_db.table("t")
+    fields = Fields(tbl.columns, tbl.json_columns, bool_columns=tbl.bool_columns)
+    assert (fields.json_columns, fields.bool_columns) == ({"a"}, {"a"})
+    assert {o["id"] for o in KINDS if matches(pred, o, fields)} == want
+
+
+def test_mongodb_results_in_a_plain_column(tmp_path):
+    # Without the nested values the column compiles to the index-friendly forms.
+    db, _ = nsllib.init(tmp_path / "plain.db")
+    nsllib.save(db, "t", [o for o in KINDS if o["id"] != 5])
+    tbl = db.table("t")
+    assert (tbl.json_columns, tbl.bool_columns) == (set(), {"a"})
+    for pred, want in MONGO:
+        if any(k.startswith("a.") for k in pred):  # paths reach nothing in a column of scalars
+            want = EVERY if pred == {"a.0": None} else set()
+        assert {o["id"] for o in nsllib.find(db, "t", pred)} == want - {5}, pred
+
+
+def test_booleans_and_json_text_changed_outside_nsl(tmp_path):
+    """A row changed outside nsl is judged as `nsl commit` will record it: a cell keeps the kind its
+    version gave it while the value still fits (1/0 for a boolean, array/object text for a nested
+    value); a row without a version is judged by its SQL values alone."""
+    path = tmp_path / "out.db"
+    db, _ = nsllib.init(path)
+    nsllib.save(db, "t", [{"id": 1, "a": True, "j": [1]}, {"id": 2, "a": 1, "j": "[1]"},
+                          {"id": 3, "a": False, "j": {"x": 1}}, {"id": 5, "a": 7, "j": 7}])
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE t SET j = '[2]' WHERE id = 1")   # still JSON
+    conn.execute("UPDATE t SET a = 5, j = 'oops' WHERE id = 3")  # a number and a string now
+    conn.execute("UPDATE t SET a = 0 WHERE id = 1")       # false, as the version's kind still fits
+    conn.execute("INSERT INTO t (id, a, j) VALUES (4, 1, '[1]')")  # no version: 1 and a string
+    conn.commit()
+    conn.close()
+    preds = {
+        '{"a": true}': set(), '{"a": false}': {1}, '{"a": 1}': {2, 4}, '{"a": 5}': {3},
+        '{"j": 1}': set(), '{"j": 2}': {1}, '{"j": "[1]"}': {2, 4}, '{"j": "oops"}': {3},
+        '{"j.x": {"$exists": true}}': set(), '{"a": {"$gte": 0}}': {2, 3, 4, 5},
+    }
+
+    def found():
+        return {p: {o["id"] for o in nsllib.find(db, "t", json.loads(p))} for p in preds}
+
+    assert found() == preds
+    nsllib.commit(db, message="edits made with sqlite3")
+    assert found() == preds
+    assert nsllib.get(db, "t", 1) == {"id": 1, "a": False, "j": [2]}
+    assert nsllib.get(db, "t", 4) == {"id": 4, "a": 1, "j": "[1]"}
+
+
+def test_bool_columns_are_derived_state(tmp_path):
+    path = tmp_path / "b.db"
+    db, _ = nsllib.init(path)
+    nsllib.save(db, "t", [{"id": 1, "a": 1, "b": "x"}])
+    nsllib.save(db, "t", [{"id": 2, "a": 2, "b": True}, {"id": 3, "c": [False]}])
+
+    def recorded(db):
+        return {r[0] for r in db.conn.execute("SELECT name FROM nsl_bool_column")}
+
+    assert recorded(db) == {"b"}  # false inside a nested value is told apart by json_type()
+    db.conn.execute("DELETE FROM nsl_bool_column")
+    nsllib.rebuild(db)
+    assert recorded(db) == {"b"}
+    assert [o["id"] for o in nsllib.find(db, "t", {"b": True})] == [2]
+    # A file made before the table existed gets it filled from the history when opened.
+    db.conn.execute("DROP TABLE nsl_bool_column")
+    db.conn.execute("UPDATE nsl_meta SET value = '4' WHERE name = 'schema_version'")
+    db.close()
+    db = nsllib.Database.open(path)
+    assert recorded(db) == {"b"}
+    assert [o["id"] for o in nsllib.find(db, "t", {"b": 1})] == []
+    # A copy made by clone has it too.
+    copy = tmp_path / "copy.db"
+    nsllib.clone(str(path), copy)
+    with nsllib.Database.open(copy) as c:
+        assert recorded(c) == {"b"}
+    db.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# 6. Predicates nested too deeply are refused before anything recurses through them.
+
+def _nested(n, inner, wrap):
+    s = inner
+    for _ in range(n):
+        s = wrap(s)
+    return s
+
+
+@pytest.mark.parametrize("pred", [
+    _nested(250, {"a": 1}, lambda p: {"$and": [p]}),
+    {"a": _nested(600, {"$gt": 1}, lambda p: {"$not": p})},
+    {"a": _nested(1000, 1, lambda v: [v])},
+    {"a": {"$in": [_nested(1000, 1, lambda v: {"x": v})]}},
+    _nested(51, {"a": 1}, lambda p: {"$or": [p]}),  # 103 levels of objects and arrays
+])
+def test_too_deep_is_refused(pred):
+    fields = Fields(["a"], {"a"})
+    for check in (lambda: compile_where(pred, fields), lambda: matches(pred, {"a": 1}),
+                  lambda: matches(pred, {"a": 1}, fields)):
+        with pytest.raises(InvalidPredicate, match="too deeply.*flatten it"):
+            check()
+
+
+def test_nesting_up_to_the_limit_is_accepted():
+    fields = Fields(["a"], {"a"})
+    value = _nested(query.MAX_NESTING - 1, 1, lambda v: [v])  # the predicate object is one more level
+    compile_where({"a": value}, fields)
+    assert matches({"a": value}, {"a": value})
+    assert matches({"a": _nested(query.MAX_NESTING - 2, {"$gt": 1}, lambda p: {"$not": p})}, {"a": 5})
