@@ -3,6 +3,7 @@ their --json summaries, their errors, and two cron jobs syncing one database at 
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import subprocess
 import sys
@@ -317,3 +318,138 @@ def test_a_client_that_only_pushes_pays_for_what_is_new(sh, serve, tmp_path, his
     assert s["missing"] == 0 and s["received"]["artifacts"] == 2
     assert user_rows(tmp_path / "laptop.db") == user_rows(tmp_path / "hub.db") == user_rows(tmp_path / "desk.db")
     sh.ok("--db", "hub.db", "verify")
+
+
+def _on_a_terminal(sh, *args, timeout=TIMEOUT):
+    """Run nsl with stderr on a pseudo-terminal (as in an interactive shell): (exit code, stdout, what
+    the terminal showed)."""
+    import os
+    import pty
+    import threading
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "nsl", *map(str, args)], cwd=sh.cwd,
+                            env=nsl_env(sh.home, TERM="xterm", COLUMNS="200", LINES="40"),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    shown = []
+
+    def read():
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:         # the other end is closed
+                return
+            if not data:
+                return
+            shown.append(data)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout)
+        reader.join(timeout)
+        os.close(master)
+    text = b"".join(shown).decode("utf-8", "replace")
+    return proc.returncode, out.decode(), re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
+
+
+def test_progress_shows_on_a_terminal_and_q_silences_everything(sh, serve, tmp_path):
+    sh.ok("--db", "hub.db", "init")
+    sh.ok("--db", "hub.db", "save", "t", input=jsonl({"id": i, "v": "x" * 40} for i in range(3000)))
+    srv = serve(tmp_path / "hub.db")
+    sh.ok("clone", srv.url, "mine.db", "-q")
+    sh.ok("--db", "hub.db", "save", "t", input=jsonl({"id": f"n{i}", "v": i} for i in range(3000)))
+
+    # stderr is a terminal: rich draws the progress there (round, what came in), then the summary.
+    rc, out, shown = _on_a_terminal(sh, "--db", "mine.db", "pull")
+    assert rc == 0 and out == ""
+    assert re.search(rf"pull {re.escape(srv.url)}: round \d+, [1-9]\d* received", shown), shown
+    assert re.search(r"pull .*: 30\d\d artifacts received, 0 sent", shown), shown
+    # -q: nothing at all, terminal or not.
+    sh.ok("--db", "hub.db", "save", "t", '{"id": "one more"}')
+    assert _on_a_terminal(sh, "--db", "mine.db", "pull", "-q") == (0, "", "")
+    # Not a terminal: no progress, only the summary.
+    sh.ok("--db", "hub.db", "save", "t", '{"id": "and another"}')
+    p = sh.ok("--db", "mine.db", "pull")
+    assert "round 1," not in p.stderr and "artifacts received" in p.stderr and p.stdout == ""
+
+    sh.ok("--db", "mine.db", "save", "t", '{"id": "mine"}')
+    for args in (["--db", "mine.db", "push", "-q"], ["--db", "mine.db", "sync", "-q"],
+                 ["--db", "mine.db", "pull", "-q"], ["clone", srv.url, "copy.db", "-q"],
+                 ["clone", "mine.db", "copy2.db", "-q"]):
+        p = sh.ok(*args)
+        assert (p.stdout, p.stderr) == ("", ""), args
+    assert user_rows(tmp_path / "copy.db") == user_rows(tmp_path / "mine.db") == user_rows(tmp_path / "hub.db")
+
+
+def test_the_manual_policy_keeps_the_local_version_until_resolved(sh, serve, tmp_path):
+    sh.ok("--db", "hub.db", "init")
+    sh.ok("--db", "hub.db", "save", "people", '[{"id": 1, "name": "Ada"}, {"id": 2, "name": "Alan"}]')
+    srv = serve(tmp_path / "hub.db")
+    for db in ("laptop.db", "desk.db"):
+        sh.ok("clone", srv.url, db, "-q")
+        sh.ok("--db", db, "config", "table.people.conflicts", "manual")
+    sh.ok("--db", "laptop.db", "save", "people", '{"id": 1, "name": "Ada Lovelace"}', "-m", "on the laptop")
+    time.sleep(0.01)
+    sh.ok("--db", "desk.db", "save", "people", '{"id": 1, "name": "Countess"}', "-m", "on the desk (newer)")
+    for db in ("laptop.db", "desk.db", "laptop.db"):
+        sh.ok("--db", db, "sync", "-q")
+    heads = {sh.ok("--db", db, "head").stdout for db in ("laptop.db", "desk.db", "hub.db")}
+    assert len(heads) == 1
+    # Each side keeps showing its own version, and lists the other as the conflict.
+    for db, mine, theirs in (("laptop.db", "Ada Lovelace", "Countess"), ("desk.db", "Countess", "Ada Lovelace")):
+        assert json.loads(sh.ok("--db", db, "get", "people", "1").stdout)["name"] == mine
+        (c,) = sh.json("--db", db, "conflicts")["conflicts"]
+        assert c["policy"] == "manual" and c["key"] == 1
+        assert c["ours"]["object"]["name"] == mine and [t["object"]["name"] for t in c["theirs"]] == [theirs]
+        assert c["base"]["object"] == {"id": 1, "name": "Ada"}
+    # The hub has the default policy: the newest version.
+    assert json.loads(sh.ok("--db", "hub.db", "get", "people", "1").stdout)["name"] == "Countess"
+    # Resolving on the laptop, with the desk's version, clears it everywhere once synced.
+    theirs = sh.json("--db", "laptop.db", "conflicts")["conflicts"][0]["theirs"][0]["version"]
+    sh.ok("--db", "laptop.db", "resolve", "people", "1", "--take", theirs[:8], "-m", "the desk was right")
+    assert sh.json("--db", "laptop.db", "conflicts") == {"conflicts": []}
+    for db in ("laptop.db", "desk.db"):
+        sh.ok("--db", db, "sync", "-q")
+    for db in ("laptop.db", "desk.db", "hub.db"):
+        assert sh.json("--db", db, "conflicts") == {"conflicts": []}
+        assert json.loads(sh.ok("--db", db, "get", "people", "1").stdout) == {"id": 1, "name": "Countess"}
+        sh.ok("--db", db, "verify")
+
+
+def test_resolve_with_an_object_from_the_command_line(sh, serve, tmp_path):
+    sh.ok("--db", "hub.db", "init")
+    sh.ok("--db", "hub.db", "save", "people", '{"id": 1, "name": "Ada", "born": 1815}')
+    srv = serve(tmp_path / "hub.db")
+    for db in ("laptop.db", "desk.db"):
+        sh.ok("clone", srv.url, db, "-q")
+    sh.ok("--db", "laptop.db", "save", "people", '{"id": 1, "name": "Ada Lovelace", "born": 1815}')
+    time.sleep(0.01)
+    sh.ok("--db", "desk.db", "save", "people", '{"id": 1, "name": "Ada", "born": 1816}')
+    for db in ("laptop.db", "desk.db", "laptop.db"):
+        sh.ok("--db", db, "sync", "-q")
+    assert len(sh.json("--db", "laptop.db", "conflicts")["conflicts"]) == 1
+    # Bad objects are refused and change nothing.
+    for bad in ('{"id": 2, "name": "x"}', "{not json"):
+        p = sh("--db", "desk.db", "resolve", "people", "1", "--object", bad)
+        assert p.returncode == 2 and p.stderr.startswith("error: "), p.stderr
+    assert len(sh.json("--db", "desk.db", "conflicts")["conflicts"]) == 1
+    out = sh.json("--db", "desk.db", "resolve", "people", "1", "--object", '{"name": "Ada Lovelace", "born": 1816}',
+                  "-m", "both were right")
+    assert out["commit"]
+    assert sh.json("--db", "desk.db", "conflicts") == {"conflicts": []}
+    assert len(sh.json("--db", "laptop.db", "conflicts")["conflicts"]) == 1    # not synced yet
+    sh.ok("--db", "desk.db", "sync", "-q")
+    s = sh.json("--db", "laptop.db", "sync")
+    assert s["conflicts"] == [] and s["commits_applied"] == 1
+    for db in ("laptop.db", "desk.db", "hub.db"):
+        assert sh.json("--db", db, "conflicts") == {"conflicts": []}
+        assert json.loads(sh.ok("--db", db, "get", "people", "1").stdout) == {"id": 1, "name": "Ada Lovelace",
+                                                                              "born": 1816}
+        sh.ok("--db", db, "verify")
+    assert len({sh.ok("--db", db, "head").stdout for db in ("laptop.db", "desk.db", "hub.db")}) == 1
