@@ -6,7 +6,7 @@ import click
 from ..core import adopt, commits, objects, verify as verifymod
 from .data import json_option
 from .main import cli, pass_state
-from .output import console, emit_json, info
+from .output import console, emit_json, info, plural
 
 
 @cli.command()
@@ -69,7 +69,7 @@ def demo(path, as_json):
                    "pushed": pushed.to_dict(), "verify": rep.ok, "head": rep.head, "found": found})
         return
     out = console()
-    out.print(f"made {made['path']}: {len(made['commits'])} commits, tables {', '.join(made['tables'])}\n")
+    out.print(f"made {made['path']}: {plural(len(made['commits']), 'commit')}, tables {', '.join(made['tables'])}\n")
     out.print(f"$ nsl --db {path} log -n 3", markup=False)
     for e in history.log(db, limit=3):
         out.print(f"  [yellow]{e['commit'][:12]}[/] {e['date']}  {e['message']}")
@@ -82,7 +82,7 @@ def demo(path, as_json):
     out.print(f"  {pushed.artifacts_sent} artifacts sent in {pushed.rounds} round trip"
               f"{'s' if pushed.rounds != 1 else ''}; both heads are now {str(pushed.head_after)[:12]}", markup=False)
     out.print(f"\n$ nsl --db {path} verify", markup=False)
-    out.print(f"  {rep.commits} commits, {rep.versions} versions, {rep.rows} rows: "
+    out.print(f"  {plural(rep.commits, 'commit')}, {plural(rep.versions, 'version')}, {plural(rep.rows, 'row')}: "
               + ("ok" if rep.ok else "PROBLEMS") + f"; head {rep.head}", markup=False)
     db.close()
 
@@ -116,11 +116,11 @@ def verify(ctx, as_json):
         out = console()
         for p in rep.problems:
             out.print(f"[red]✗[/] {p}", markup=True, highlight=False)
-        out.print(f"{rep.commits} commits, {rep.versions} versions, {rep.rows} rows checked; head "
+        out.print(f"{plural(rep.commits, 'commit')}, {plural(rep.versions, 'version')}, {plural(rep.rows, 'row')} checked; head "
                   f"{rep.head or '(none)'}", markup=False)
         if rep.uncommitted:
-            out.print(f"{rep.uncommitted} uncommitted changes (see `nsl status`)")
-        out.print("ok" if rep.ok else f"[red]{len(rep.problems)} problems[/]")
+            out.print(f"{plural(rep.uncommitted, 'uncommitted change')} (see `nsl status`)")
+        out.print("ok" if rep.ok else f"[red]{plural(len(rep.problems), 'problem')}[/]")
     if not rep.ok:
         ctx.exit(1)
 
@@ -134,7 +134,8 @@ def rebuild(state, as_json):
     if as_json:
         emit_json(res)
     else:
-        info(f"rebuilt: {res['commits']} commits, {res['versions']} versions, {res['objects']} live objects")
+        info(f"rebuilt: {plural(res['commits'], 'commit')}, {plural(res['versions'], 'version')}, "
+             f"{plural(res['objects'], 'live object')}")
 
 
 @cli.command("hash")
@@ -147,8 +148,10 @@ def hash_cmd(state, table, key, as_json):
 
     Equal to: sqlite3 DB "select * from TABLE where KEYCOL=KEY" | head -c -1 | sha1sum
     """
-    h = objects.row_hash(state.open(), table, key)
+    db = state.open()
+    h = objects.row_hash(db, table, key)
     if as_json:
-        emit_json({"table": table, "key": key, "hash": h})
+        tbl = db.table(table)
+        emit_json({"table": tbl.name, "key": objects.resolve_key(db, tbl, key), "hash": h})
     else:
         click.echo(h)

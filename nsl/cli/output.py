@@ -41,6 +41,11 @@ def _fallback(v):
     return dumps(v).decode()
 
 
+def plural(n: int, noun: str) -> str:
+    """'1 object', '2 objects': a count with its noun."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def info(msg: str) -> None:
     """A human message on stderr (never mixed into data on stdout)."""
     click.echo(msg, err=True)

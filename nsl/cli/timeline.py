@@ -8,7 +8,7 @@ from ..core.values import dumps
 from ..errors import BadInput
 from .data import json_option, with_message
 from .main import cli, pass_state
-from .output import console, emit_json, info
+from .output import console, emit_json, info, plural
 
 
 def _short(u):
@@ -37,7 +37,7 @@ def status(state, as_json):
     if co:
         out.print(f"checked out {co} (read-only; `nsl checkout HEAD` returns)")
     if n_conflicts and conflicts.has_any(db):
-        out.print(f"{n_conflicts} objects in conflict (see `nsl conflicts`)")
+        out.print(f"{plural(n_conflicts, 'object')} in conflict (see `nsl conflicts`)")
     if not changes:
         out.print("nothing to commit")
         return
@@ -165,10 +165,10 @@ def checkout(state, ref, as_json):
     if as_json:
         emit_json(res.to_dict())
     elif res.commit:
-        info(f"now showing {res.commit} ({res.changed} objects differ from the head); "
+        info(f"now showing {res.commit} ({plural(res.changed, 'object')} differ{'s' if res.changed == 1 else ''} from the head); "
              "writes are refused until `nsl checkout HEAD`")
     else:
-        info(f"back at the head ({res.changed} objects restored)")
+        info(f"back at the head ({plural(res.changed, 'object')} restored)")
 
 
 @cli.command()
@@ -203,4 +203,4 @@ def restore(state, source, table, key, as_json):
     if as_json:
         emit_json(res.to_dict())
     else:
-        info(f"restored {res.changed} objects to {_short(res.commit)}; `nsl commit` records them")
+        info(f"restored {plural(res.changed, 'object')} to {_short(res.commit)}; `nsl commit` records them")

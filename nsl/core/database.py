@@ -243,6 +243,9 @@ class Database:
             raise InvalidName(f"{str(p)!r} is a directory")
         if hash_algo not in ("sha1", "sha256"):
             raise InvalidName(f"unknown hash {hash_algo!r}: use sha1 or sha256")
+        if not p.parent.is_dir():
+            raise NoDatabase(f"cannot create {str(p)!r}: there is no directory {str(p.parent)!r}",
+                             hint="create the directory first, or give another path")
         existed = p.exists() and _readable_size(p) > 0
         if existed:
             if p.stat().st_size < MIN_SQLITE_FILE:

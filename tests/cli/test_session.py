@@ -257,7 +257,7 @@ def test_hash_matches_the_sqlite3_pipeline(people):
                                          "pipe": "a|b", "nl": "two\nlines", "big": 9223372036854775807}))
     assert people.ok("hash", "odd", "1").stdout.strip() == sha1_pipeline(people, "select * from odd where id=1")
     r = people.ok("hash", "people", "3", "--json").json
-    assert r == {"table": "people", "key": "3", "hash": sha1_pipeline(people, "select * from people where id=3")}
+    assert r == {"table": "people", "key": 3, "hash": sha1_pipeline(people, "select * from people where id=3")}
 
 
 def test_stdin_forms_of_save(nsl):
