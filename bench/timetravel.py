@@ -7,6 +7,10 @@ with changed values (a second commit), then times nsl.checkout(db, first_commit)
 nsl.checkout(db, "HEAD") (best of --runs round trips), nsl.restore(db, source=first_commit) and the
 nsl.commit that records it (once each: they change the history). Each result is checked against the
 objects row for row, and the database is verified at the end. Goal: each < 1.0x the first save.
+
+Then the same through the command line, each a process of its own as a user runs it: `nsl save t <
+first.jsonl` (best of --runs fresh databases: the reference), `nsl save t < second.jsonl`, `nsl checkout
+FIRST`, `nsl checkout HEAD` (best of --runs round trips), `nsl restore --source FIRST`, `nsl commit`.
 """
 from __future__ import annotations
 
@@ -91,7 +95,51 @@ def main():
         C.goal("checkout-HEAD/save", t_co2 / ref, 1.0, less_than=True)
         C.goal("restore/save", t_rs / ref, 1.0, less_than=True)
         C.goal("commit-after-restore/save", t_cm / ref, 1.0, less_than=True)
+        print()
+        cli(d, first, second, v1, v2, args.runs)
         C.summary()
+
+
+def cli(d, first, second, v1, v2, runs):
+    """The same operations as commands, each a process (Python's start-up included on both sides)."""
+    nsl = C.nsl_cmd()
+    db_path = d / "cli.db"
+    f1, f2 = d / "first.jsonl", d / "second.jsonl"
+    C.write_jsonl(f1, first)
+    C.write_jsonl(f2, second)
+    t_save = float("inf")
+    for _ in range(runs):
+        C.remove_db(db_path)
+        C.run(nsl + ["--db", str(db_path), "init"])
+        dt, p = C.time_run(nsl + ["--db", str(db_path), "save", "t", "-m", "first"], stdin_path=f1)
+        t_save = min(t_save, dt)
+    c1 = p.stdout.decode().strip()
+    C.run(nsl + ["--db", str(db_path), "save", "t", "-m", "second"], stdin_path=f2)
+    t_co1 = t_co2 = float("inf")
+    for _ in range(runs):
+        t_co1 = min(t_co1, C.time_run(nsl + ["--db", str(db_path), "checkout", c1])[0])
+        if user_rows(db_path) != v1:
+            raise SystemExit("nsl checkout FIRST: the table does not show the first save")
+        t_co2 = min(t_co2, C.time_run(nsl + ["--db", str(db_path), "checkout", "HEAD"])[0])
+        if user_rows(db_path) != v2:
+            raise SystemExit("nsl checkout HEAD: the table does not show the second save")
+    t_rs, _ = C.time_run(nsl + ["--db", str(db_path), "restore", "--source", c1])
+    if user_rows(db_path) != v1:
+        raise SystemExit("nsl restore: the table does not show the first save")
+    t_cm, _ = C.time_run(nsl + ["--db", str(db_path), "commit", "-m", "restore first"])
+    C.run(nsl + ["--db", str(db_path), "verify"])
+    ref = t_save
+    C.table([
+        [f"nsl save t < first.jsonl (best of {runs}, ref)", C.fmt_s(t_save), "1.00x"],
+        [f"nsl checkout FIRST (best of {runs})", C.fmt_s(t_co1), f"{t_co1 / ref:.2f}x"],
+        [f"nsl checkout HEAD (best of {runs})", C.fmt_s(t_co2), f"{t_co2 / ref:.2f}x"],
+        ["nsl restore --source FIRST", C.fmt_s(t_rs), f"{t_rs / ref:.2f}x"],
+        ["nsl commit (records the restore)", C.fmt_s(t_cm), f"{t_cm / ref:.2f}x"],
+    ], ["command", "time", "vs first save"])
+    print()
+    C.goal("cli: checkout-first/save", t_co1 / ref, 1.0, less_than=True)
+    C.goal("cli: checkout-HEAD/save", t_co2 / ref, 1.0, less_than=True)
+    C.goal("cli: restore/save", t_rs / ref, 1.0, less_than=True)
 
 
 if __name__ == "__main__":
