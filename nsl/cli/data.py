@@ -80,7 +80,7 @@ def get(state, table, key, as_json):
 @click.argument("table")
 @click.argument("predicate", required=False)
 @click.option("--sort", metavar="FIELD[,-FIELD]", help="Sort by fields; a leading - sorts descending.")
-@click.option("--limit", type=int, metavar="N", help="At most N objects.")
+@click.option("--limit", type=int, metavar="N", help="At most N objects (0: no limit, as in MongoDB).")
 @click.option("--skip", type=int, metavar="N", help="Skip the first N objects.")
 @click.option("--fields", metavar="a,b", help="Only these fields (dotted paths allowed).")
 @row_options
@@ -95,9 +95,10 @@ def find(state, table, predicate, sort, limit, skip, fields, fmt):
     Operators: $eq $ne $gt $gte $lt $lte $in $nin $exists $and $or $nor $not $regex $like.
     """
     pred = parse_predicate(predicate)
-    field_list = [f.strip() for f in fields.split(",")] if fields else None
+    # An empty --fields names an empty field, which is refused (as is an empty --sort).
+    field_list = [f.strip() for f in fields.split(",")] if fields is not None else None
     db = state.open()
-    rows = objects.find(db, table, pred, sort=sort, limit=limit, skip=skip, fields=field_list)
+    rows = objects.find(db, table, pred, sort=sort, limit=limit or None, skip=skip, fields=field_list)
     emit_rows(rows, fmt, columns=field_list)
 
 

@@ -176,12 +176,39 @@ def test_find_predicate_that_is_not_json(people):
     refused(people, ["find", "people", "{age: 3}"], InvalidJSON.exit_code, "invalid json")
 
 
+def _nested(n, inner, wrap):
+    for _ in range(n):
+        inner = wrap(inner)
+    return json.dumps(inner)
+
+
+@pytest.mark.parametrize("pred", [
+    _nested(250, {"age": 1}, lambda p: {"$and": [p]}),
+    _nested(600, {"$gt": 1}, lambda p: {"$not": p}).join(['{"age": ', "}"]),
+    _nested(900, 1, lambda v: [v]).join(['{"tags": ', "}"]),
+], ids=["and-250", "not-600", "array-900"])
+def test_find_predicate_nested_too_deeply(people, pred):
+    r = refused(people, ["find", "people", pred], InvalidPredicate.exit_code, "nests", "too deeply", "flatten it")
+    assert "Traceback" not in r.stderr and "RecursionError" not in r.stderr
+    refused(people, ["delete", "people", "--where", pred], InvalidPredicate.exit_code, "too deeply", "flatten it")
+
+
 @pytest.mark.parametrize("opts, words", [
     (["--limit", "-1"], ["--limit", "0 or more"]),
     (["--skip", "-3"], ["--skip", "0 or more"]),
+    (["--sort", ""], ["sort field", "empty"]),
+    (["--sort", "age,"], ["sort field", "empty"]),
+    (["--fields", ""], ["field", "--fields"]),
+    (["--fields", "name,,age"], ["field", "--fields"]),
 ])
 def test_find_invalid_options(people, opts, words):
     refused(people, ["find", "people", *opts], BadInput.exit_code, *words)
+
+
+def test_find_limit_zero_means_no_limit(people):
+    # As in MongoDB: a limit of 0 is no limit.
+    assert [o["id"] for o in people.ok("find", "people", "--limit", "0", "--json").json] == [1, 2, 3]
+    assert [o["id"] for o in people.ok("find", "people", "--limit", "0", "--skip", "1", "--json").json] == [2, 3]
 
 
 @pytest.mark.parametrize("fmt", [
