@@ -51,9 +51,11 @@ def loads(data: bytes | str):
         import json
 
         value = json.loads(data, parse_constant=_reject_constant)
+        _check_ints(value)
     except (orjson.JSONDecodeError, ValueError, UnicodeDecodeError) as e:
         raise InvalidJSON(f"invalid JSON: {e}") from None
-    _check_ints(value)
+    except RecursionError:  # orjson refuses such depths itself ("depth limit exceeded")
+        raise InvalidJSON("invalid JSON: arrays and objects nest too deeply") from None
     return value
 
 

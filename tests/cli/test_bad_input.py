@@ -193,6 +193,13 @@ def test_find_predicate_nested_too_deeply(people, pred):
     refused(people, ["delete", "people", "--where", pred], InvalidPredicate.exit_code, "too deeply", "flatten it")
 
 
+def test_find_json_nested_too_deeply_for_the_parser(people):
+    # Integers beyond 64 bits take the exact (Python) parser, which must not overflow its stack either.
+    pred = '{"tags": ' + "[" * 990 + BIG + "]" * 990 + "}"
+    r = refused(people, ["find", "people", pred], InvalidJSON.exit_code, "invalid json", "too deeply")
+    assert "Traceback" not in r.stderr
+
+
 @pytest.mark.parametrize("opts, words", [
     (["--limit", "-1"], ["--limit", "0 or more"]),
     (["--skip", "-3"], ["--skip", "0 or more"]),
