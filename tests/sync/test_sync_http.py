@@ -15,6 +15,7 @@ from nsl.core import tokens
 from nsl.errors import BadArtifact, RemoteError, SyncError
 from nsl.sync import client
 from nsl.sync.clone import clone
+from nsl.sync.transport import HttpTransport
 
 from synctools import TIMEOUT, Replica, nsl_env, user_rows, versions
 
@@ -139,6 +140,124 @@ def test_a_server_killed_mid_push_loses_nothing_and_the_next_push_finishes(tmp_p
     mine.close()
 
 
+def _copy(src, dst):
+    """A consistent copy of a database file (its WAL included), made with SQLite's backup."""
+    a, b = sqlite3.connect(str(src)), sqlite3.connect(str(dst))
+    try:
+        a.backup(b)
+    finally:
+        a.close()
+        b.close()
+
+
+def _nsl_verify(path, home):
+    p = subprocess.run([sys.executable, "-m", "nsl", "--db", str(path), "verify"], env=nsl_env(home),
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=TIMEOUT)
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+class _Watched(HttpTransport):
+    """HTTP to a served database, noting for each request how long the server worked on it: from the
+    moment it had read the request's bytes (its read count in /proc) to its reply. When armed, it
+    kills the server (SIGKILL) `kill_after` seconds into that work, if the reply has not come back
+    by then (else it tries again in the next request)."""
+
+    def __init__(self, srv, kill_round=None, kill_after=0.0):
+        super().__init__(srv.url)
+        self.srv, self.kill_round, self.kill_after = srv, kill_round, kill_after
+        self.worked: list[float] = []
+        self.in_flight = False
+        self.killed = False
+
+    def _read_bytes(self) -> int:
+        with open(f"/proc/{self.srv.proc.pid}/io") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("rchar:"))
+
+    def _watch(self, before: int, size: int, armed: bool, read_at: list):
+        deadline = time.monotonic() + TIMEOUT
+        while self.in_flight and self._read_bytes() - before < size and time.monotonic() < deadline:
+            time.sleep(0.0005)
+        read_at.append(time.monotonic())
+        if armed:
+            time.sleep(self.kill_after)
+            if self.in_flight:
+                self.srv.kill()
+                self.killed = True
+
+    def exchange(self, message):
+        import threading
+
+        import orjson
+
+        armed = self.kill_round is not None and message["round"] >= self.kill_round and not self.killed
+        read_at: list[float] = []
+        watch = threading.Thread(target=self._watch,
+                                 args=(self._read_bytes(), len(orjson.dumps(message)), armed, read_at))
+        self.in_flight = True
+        watch.start()
+        try:
+            return super().exchange(message)
+        finally:
+            self.in_flight = False
+            done = time.monotonic()
+            watch.join()
+            self.worked.append(done - read_at[0])
+
+
+def test_a_server_killed_inside_a_push_request_keeps_its_database_valid(tmp_path, serve):
+    """SIGKILL while the server is taking in a push (the request sent, its reply not back yet): the
+    round's transaction is lost whole, `nsl verify` finds the database clean, and once restarted the
+    same push finishes with the result of a push that was never interrupted."""
+    db = _origin(tmp_path, 1)
+    db.close()
+    clone(str(tmp_path / "origin.db"), tmp_path / "mine.db")
+    mine = Replica(tmp_path / "mine.db")
+    for c in range(2):
+        mine.save("people", [{"id": f"{c}-{i}", "v": i, "s": "x" * 40} for i in range(10000)])
+    mine.close()
+    home = tmp_path / "home"
+    (home / ".config").mkdir(parents=True)
+
+    def fresh(name):
+        for db in ("origin", "mine"):
+            _copy(tmp_path / f"{db}.db", tmp_path / f"{db}-{name}.db")
+        return tmp_path / f"origin-{name}.db", Replica(tmp_path / f"mine-{name}.db")
+
+    # The uninterrupted push: the result to compare with, and how long each round took.
+    origin, m = fresh("control")
+    srv = serve(origin)
+    control = _Watched(srv)
+    client.run(m.db, srv.url, pull=False, transport=control)
+    m.close()
+    srv.stop()
+    d = nsl.open(origin)
+    want = (versions(origin), user_rows(origin), nsl.head(d))
+    d.close()
+    last = len(control.worked)
+    assert last >= 3, control.worked
+
+    # Killed halfway through a round that stages versions, and twice in the last one, which applies
+    # the commits (20,000 rows written).
+    for n, (rnd, part) in enumerate([(2, 0.5), (last, 0.2), (last, 0.5)]):
+        origin, m = fresh(str(n))
+        srv = serve(origin)
+        tr = _Watched(srv, rnd, part * control.worked[rnd - 1])
+        with pytest.raises(SyncError):
+            client.run(m.db, srv.url, pull=False, transport=tr)
+        assert tr.killed, (rnd, part, control.worked)
+        _nsl_verify(origin, home)
+        srv.start()
+        client.run(m.db, srv.url, pull=False)
+        srv.stop()
+        d = nsl.open(origin)
+        try:
+            assert (versions(origin), user_rows(origin), nsl.head(d)) == want
+        finally:
+            d.close()
+        m.close()
+        _nsl_verify(origin, home)
+
+
 def test_a_server_restarted_between_round_trips_does_not_break_a_sync(tmp_path, serve):
     db = _origin(tmp_path, 1)
     db.close()
@@ -198,6 +317,7 @@ def test_a_client_killed_mid_pull_of_50000_objects_resumes_to_the_same_result(tm
     assert proc.poll() is None, "the pull finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait(TIMEOUT)
+    _nsl_verify(tmp_path / "origin.db", home)      # the server's side is whole too
     mine = Replica(tmp_path / "mine.db")
     mine.verify()
     assert len(versions(mine.path)) < 50_001
