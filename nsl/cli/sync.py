@@ -11,7 +11,7 @@ from ..core import conflicts as conflictsmod
 from ..errors import BadInput
 from .data import json_option, parse_predicate, with_message
 from .main import cli, pass_state
-from .output import console, emit_json, info
+from .output import console, emit_json, info, plural
 
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr.")
 
@@ -51,9 +51,9 @@ def _report(summary, as_json: bool, quiet: bool):
     else:
         info(f"head {(d['head_after'] or '(none)')[:12]} (unchanged)")
     if d["conflicts"]:
-        info(f"{len(d['conflicts'])} objects in conflict: see `nsl conflicts`")
+        info(f"{plural(len(d['conflicts']), 'object')} in conflict: see `nsl conflicts`")
     if d.get("missing"):
-        info(f"warning: {d['missing']} artifacts the remote told of could not be fetched")
+        info(f"warning: {plural(d['missing'], 'artifact')} the remote told of could not be fetched")
 
 
 def _sync(state, remote, as_json, quiet, pull, push):

@@ -276,7 +276,7 @@ def test_status_tells_of_leaves_and_conflicts(project):
         except SystemExit as e:
             assert e.code == 0
     text = out.getvalue()
-    assert "2 leaves" in text and "1 objects in conflict" in text
+    assert "2 leaves" in text and "1 object in conflict" in text
     b.save("people", {"id": 9})     # the next commit merges the leaves
     assert len(nsl.show(b.db, "HEAD")["parents"]) == 2
 
