@@ -552,7 +552,7 @@ def _objects(db: Database, tbl: Table, cur, picker) -> Iterator[dict]:
 
 def find_sql(tbl: Table, where, sort) -> tuple[str, list]:
     fields = query.Fields(tbl.columns, tbl.json_columns, key=tbl.key_col, rowid=tbl.has_rowid,
-                          bool_columns=tbl.bool_columns)
+                          bool_columns=tbl.bool_columns, table=tbl.name)
     cond, params = query.compile_where(where, fields)
     order = query.compile_sort(sort, fields)
     sql = (f"SELECT t.*, v.content FROM {tbl.q} AS t LEFT JOIN nsl_version AS v ON v.vid = "
