@@ -11,9 +11,13 @@ import orjson
 
 from ..errors import InvalidPredicate
 from .rowtext import decode_header
+from .schema import current_version
 
 # The find query aliases the user table `t` and joins the row's stored typed encoding as `v.content`.
 # The compiled SQL is only valid inside that query, so these names are fixed here and nowhere else.
+# A condition that reads v.content is tested only once the join has found the version, for every row
+# the rest of the WHERE clause leaves; so when the caller names the table (Fields.table) conditions
+# fetch the content themselves, and only for the rows that reach the question (see _Compiler).
 TABLE = "t"
 CONTENT = "v.content"
 
@@ -58,6 +62,7 @@ class Fields:
     key: str | None = None  # tiebreak for sorting when the table has no rowid
     rowid: bool = True  # False for WITHOUT ROWID tables
     bool_columns: set[str] = field(default_factory=set)  # columns that have held true or false
+    table: str | None = None  # the table's name (with `key`, lets conditions read a version lazily)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -463,18 +468,19 @@ class _SqlMissing:
         return ["1"]
 
 
-def _kind_in(col, tags: str):
-    """0/1: the kind the row's version records for column `col` (a parameter or a quoted literal) is
-    one of `tags` (typed-encoding tags, e.g. "('T', 'F')"). 0 without a version."""
-    return _f(f"nsl_kind({CONTENT}, ", col, f") IN {tags}")
+def _kind_in(content, col, tags: str):
+    """0/1: the kind the row's version (its typed encoding `content`, a fragment) records for column
+    `col` (a parameter or a quoted literal) is one of `tags` (typed-encoding tags, e.g. "('T', 'F')").
+    0 without a version."""
+    return _f("nsl_kind(", content, ", ", col, f") IN {tags}")
 
 
-def _is_doc(v: str, col):
-    """0/1: the cell holds a nested value: text that is a JSON array or object (json_valid() alone would
-    accept '5' or '"x"') and that its version records as one (a string is a string, however JSON-like).
-    Only ever a CASE WHEN condition, so its terms are tested in order and the function is called last."""
-    return _f(f"(typeof({v}) = 'text' AND substr({v}, 1, 1) IN ('[', '{{') AND json_valid({v}) AND ",
-              _kind_in(col, "('j')"), ")")
+def _is_text_doc(v: str):
+    """0/1: the cell is text that is a JSON array or object (json_valid() alone would accept '5' or
+    '"x"'). It holds a nested value only if its version says so too (kind j, see _kind_in): a
+    string is a string, however JSON-like. Only ever a CASE WHEN condition, so the json_*() calls it
+    guards never see other text."""
+    return [f"(typeof({v}) = 'text' AND substr({v}, 1, 1) IN ('[', '{{') AND json_valid({v}))"]
 
 
 class _SqlColumn:
@@ -489,14 +495,15 @@ class _SqlColumn:
         """0/1: the cell is true or false (never NULL, so NOT of it is safe)."""
         v = self.v
         return _f(f"CASE WHEN typeof({v}) = 'integer' AND {v} IN (0, 1) THEN ",
-                  _kind_in(_P(self.col), "('T', 'F')"), " ELSE 0 END")
+                  _kind_in(self.comp.content, _P(self.col), "('T', 'F')"), " ELSE 0 END")
 
     def typ(self):
         """The cell's type as json_type() would name it: typeof(), with 'true'/'false' for booleans."""
         v = self.v
         if not self.is_bool:
             return [f"typeof({v})"]
-        return _f(f"CASE WHEN typeof({v}) = 'integer' AND {v} IN (0, 1) AND ", _kind_in(_P(self.col), "('T', 'F')"),
+        return _f(f"CASE WHEN typeof({v}) = 'integer' AND {v} IN (0, 1) AND ",
+                  _kind_in(self.comp.content, _P(self.col), "('T', 'F')"),
                   f" THEN CASE {v} WHEN 1 THEN 'true' ELSE 'false' END ELSE typeof({v}) END")
 
     def any(self, cond):
@@ -505,14 +512,20 @@ class _SqlColumn:
         if not self.is_json:
             return scalar
         doc = self.comp.leaf_any(cond)([v], [_P("$")])
-        return _f("CASE WHEN ", _is_doc(v, _P(self.col)), " THEN ", doc, " ELSE ", scalar, " END")
+        # JSON-looking text is a nested value or a string by its version's kind, which is asked
+        # (a Python call) only where the two readings differ: the row matches as one of them.
+        j = _kind_in(self.comp.content, _P(self.col), "('j')")
+        return _f("CASE WHEN ", _is_text_doc(v), " THEN CASE WHEN ", doc, " THEN CASE WHEN ", j, " THEN 1 ELSE ",
+                  scalar, " END WHEN ", scalar, " THEN NOT ", j, " ELSE 0 END ELSE ", scalar, " END")
 
     def exists(self):
         # NULL is both "absent" and "null"; only the version's typed cell can tell them apart.
-        return _f(f"CASE WHEN {self.v} IS NOT NULL THEN 1 ELSE nsl_present({CONTENT}, ", _P(self.col), ") END")
+        return _f(f"CASE WHEN {self.v} IS NOT NULL THEN 1 ELSE nsl_present(", self.comp.content, ", ", _P(self.col),
+                  ") END")
 
     def missing(self):
-        return _f(f"CASE WHEN {self.v} IS NOT NULL THEN 0 ELSE NOT nsl_present({CONTENT}, ", _P(self.col), ") END")
+        return _f(f"CASE WHEN {self.v} IS NOT NULL THEN 0 ELSE NOT nsl_present(", self.comp.content, ", ",
+                  _P(self.col), ") END")
 
     def null_or_missing(self):
         if not self.is_json:
@@ -534,8 +547,10 @@ class _SqlPath:
         else:
             joins, where, path = self.comp.chain(d, self.members)
             body = _f("EXISTS (SELECT 1 FROM ", joins, " WHERE ", where, " AND ", leaf(d, path), ")")
-        # The guard keeps every json_*() call away from text that is not a JSON document.
-        return _f("CASE WHEN ", _is_doc(self.v, _P(self.col)), " THEN ", body, " ELSE 0 END")
+        # The guard keeps every json_*() call away from text that is not a JSON document; such text
+        # is a string unless its version says it is a nested value (asked only when the path matches).
+        return _f("CASE WHEN ", _is_text_doc(self.v), " THEN CASE WHEN ", body, " THEN ",
+                  _kind_in(self.comp.content, _P(self.col), "('j')"), " ELSE 0 END ELSE 0 END")
 
     def any(self, cond):
         return self._walk(self.comp.leaf_any(cond))
@@ -554,6 +569,14 @@ class _Compiler:
     def __init__(self, fields):
         self.res = _Resolver.of(fields)
         self.n = 0
+        table, key = getattr(fields, "table", None), getattr(fields, "key", None)
+        if table is None or key is None:
+            self.content = [CONTENT]
+        else:
+            # The content the find query joins as v.content, fetched by the condition that needs it.
+            head, tail = current_version("?", f"{TABLE}.{quote_ident(key)}").split("?", 1)  # `?`: the table
+            self.content = _f("(SELECT nsl_cv.content FROM nsl_version AS nsl_cv WHERE nsl_cv.vid = ", head,
+                              _P(table), tail, " AND nsl_cv.op != 'D')")
 
     def alias(self):
         self.n += 1
@@ -752,6 +775,7 @@ class _Compiler:
 _NESTING_TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|[()]|\bCASE\b|\bEND\b")
 
 
+@functools.lru_cache(maxsize=256)
 def _nesting(sql: str) -> int:
     depth = deepest = 0
     for tok in _NESTING_TOKENS.findall(sql):  # quoted names and literals are skipped whole
@@ -772,24 +796,33 @@ def _check_parses(sql: str, params: list, columns) -> None:
     SQLite before 3.46 parses with a fixed stack of 100 entries and fails with "parser stack
     overflow" on deeply nested SQL; how deep a predicate may nest depends on the operators and
     paths in it, so the SQL is prepared once on a throw-away connection (under a few extra
-    parentheses, for the caller's surrounding query) instead of guessing."""
+    parentheses, for the caller's surrounding query) instead of guessing. The verdict depends on
+    the SQL text alone (values are parameters), so it is kept for the next predicate of that shape."""
+    if _parse_error(sql, len(params), tuple(columns)):
+        raise InvalidPredicate("the predicate nests $and/$or/$nor/$not or paths too deeply for SQLite; flatten it")
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_error(sql: str, nparams: int, columns: tuple) -> bool:
     conn = sqlite3.connect(":memory:")
     try:
         register_functions(conn)
+        # The tables a condition reading the row's version refers to (see _Compiler.content).
+        conn.execute("CREATE TABLE nsl_version(vid INTEGER PRIMARY KEY, tbl, key, op, content)")
+        conn.execute("CREATE TABLE nsl_shown(tbl, key, vid, content)")
         cols = ", ".join(f"NULL AS {quote_ident(c)}" for c in columns) or "NULL AS x"
         conn.execute(
             f"EXPLAIN SELECT 1 FROM (SELECT {cols}) AS {TABLE}, (SELECT NULL AS content) AS v "
             f"WHERE (((({sql}))))",
-            params,
+            [None] * nparams,
         )
     except sqlite3.OperationalError as e:
         if any(m in str(e) for m in _TOO_DEEP):
-            raise InvalidPredicate(
-                "the predicate nests $and/$or/$nor/$not or paths too deeply for SQLite; flatten it"
-            ) from None
+            return True
         raise
     finally:
         conn.close()
+    return False
 
 
 def compile_where(pred: dict | None, fields) -> tuple[str, list]:
@@ -842,7 +875,9 @@ def compile_sort(sort: str | list[str] | None, fields) -> str:
             path = "$" + "".join(_member(m) for m in r[2])
             lit = "'" + path.replace("'", "''") + "'"
             col = "'" + r[1].replace("'", "''") + "'"  # the column's name, from the table
-            expr = f"CASE WHEN {''.join(_is_doc(c, col))} THEN json_extract({c}, {lit}) END"
+            j = "".join(_kind_in([CONTENT], col, "('j')"))
+            expr = (f"CASE WHEN {_is_text_doc(c)[0]} THEN CASE WHEN json_type({c}, {lit}) IS NOT NULL AND {j} "
+                    f"THEN json_extract({c}, {lit}) END END")
         out.append(expr + (" DESC" if desc else ""))
     if getattr(fields, "rowid", True):
         out.append(f"{TABLE}.rowid")
@@ -877,16 +912,20 @@ def _header_positions(head: str) -> dict:
     return pos
 
 
+@functools.lru_cache(maxsize=4096)
+def _cell_index(head: str, column: str):
+    """The position of `column` (folded as SQLite folds names) in a typed encoding's header, or None."""
+    return _header_positions(head).get(_fold(column))
+
+
 def _sql_kind(content, column):
     """The tag of `column`'s cell in a typed encoding (T, F, j, -, or a storage class i r t b n), or ''
     when there is none: no stored version (a row written outside nsl), or a column added since."""
-    if not isinstance(content, str) or not isinstance(column, str):
+    if type(content) is not str or type(column) is not str:
         return ""
     nl = content.find("\n")
-    if nl < 0:
-        return ""
     try:
-        i = _header_positions(content[:nl]).get(_fold(column))
+        i = _cell_index(content[:nl], column) if nl > 0 else None
     except ValueError:
         return ""
     if i is None:
