@@ -853,6 +853,7 @@ def commit_pending(db: Database, *, message=None, author=None, meta=None) -> Wri
         for tbl in reshaped:
             if not tbl.columns:  # dropped: its deletions are recorded, and it is no longer tracked
                 db.conn.execute("DELETE FROM nsl_json_column WHERE tid = ?", (tbl.tid,))
+                db.conn.execute("DELETE FROM nsl_bool_column WHERE tid = ?", (tbl.tid,))
                 db.conn.execute("DELETE FROM nsl_table WHERE tid = ?", (tbl.tid,))
             else:
                 for stmt in schema.trigger_sql(tbl.tid, tbl.name, tbl.key_col):
