@@ -730,7 +730,8 @@ class _Compiler:
                         types += ["'integer'", "'real'"]
                     if any(isinstance(v, str) for v in scalars):
                         types.append("'text'")
-                    form = _f(f"({c} IN (", _plist([_P(v) for v in scalars]), f") AND typeof({c}) IN ({','.join(types)})")
+                    form = _f(f"({c} IN (", _plist([_P(v) for v in scalars]),
+                              f") AND typeof({c}) IN ({','.join(types)})")
                     if src.is_bool and any(_is_num(v) and v in (0, 1) for v in scalars):
                         form += _f(" AND NOT ", src.bool_test())
                     parts.append(form + [")"])
