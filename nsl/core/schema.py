@@ -125,7 +125,8 @@ STATE_TABLES = """
 -- yet pushed (Fossil's unsent).
 CREATE TABLE IF NOT EXISTS nsl_unclustered(rid INTEGER PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS nsl_unsent(rid INTEGER PRIMARY KEY);
--- Artifacts a peer has told of that are not here yet (kind c or v when known).
+-- Artifacts a peer has told of that are not here yet: kind c or v when known, in capitals (C, V, or M
+-- when unknown) once a cluster here lists them, so they are not counted unclustered when they arrive.
 CREATE TABLE IF NOT EXISTS nsl_phantom(
   name TEXT PRIMARY KEY,
   kind TEXT
