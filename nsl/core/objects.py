@@ -727,10 +727,8 @@ def reshaped_tables(db: Database) -> list[Table]:
     return out
 
 
-def _live_keys_sql(tbl: Table) -> str:
-    """Keys of the objects live at the head of `tbl`'s history (one parameter: the table's name)."""
-    return ("SELECT key FROM (SELECT key, op, max(vid) FROM nsl_version WHERE tbl = ? GROUP BY key) "
-            "WHERE op != 'D'")
+# Keys of the objects live at the head of a table's history (one parameter: the table's name).
+_LIVE_KEYS = "SELECT key FROM (SELECT key, op, max(vid) FROM nsl_version WHERE tbl = ? GROUP BY key) WHERE op != 'D'"
 
 
 def _pending_rows(db: Database, skip_restored: bool = False, reshaped: list[Table] | None = None):
@@ -744,7 +742,7 @@ def _pending_rows(db: Database, skip_restored: bool = False, reshaped: list[Tabl
     for tid, tbl in whole.items():
         if not tbl.columns:  # the table was dropped: each of its objects was deleted
             for k, vid, uuid, content in db.conn.execute(
-                    f"SELECT v.key, v.vid, v.uuid, v.content FROM ({_live_keys_sql(tbl)}) p "
+                    f"SELECT v.key, v.vid, v.uuid, v.content FROM ({_LIVE_KEYS}) p "
                     f"JOIN nsl_version v ON v.vid = {current_version('?', 'p.key')} ORDER BY p.key",
                     (tbl.name, tbl.name)).fetchall():
                 yield tbl, k, None, (vid, uuid, content), None
@@ -755,7 +753,7 @@ def _pending_rows(db: Database, skip_restored: bool = False, reshaped: list[Tabl
             continue
         n = len(tbl.columns)
         if tid in whole:
-            keys = (f"(SELECT k.key, NULL AS vid FROM ({_live_keys_sql(tbl)} UNION "
+            keys = (f"(SELECT k.key, NULL AS vid FROM ({_LIVE_KEYS} UNION "
                     f"SELECT {tbl.qkey} FROM {tbl.q}) k)")
             params = (tbl.name, tbl.name)
         else:

@@ -182,3 +182,18 @@ def test_exact_object_is_decode_compare_and_build(cells, extra, tweak, data):
     if tweak == 6 and cols:
         cols[0] = "renamed"
     assert exact_object(cols, row, content) == _composed(cols, row, content)
+
+
+_cells = st.one_of(st.none(), st.integers(-2**63, 2**63 - 1), st.floats(allow_nan=False), st.text(max_size=5),
+                   st.binary(max_size=3))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 4).flatmap(lambda n: st.lists(st.lists(_cells, min_size=n, max_size=n), min_size=1, max_size=8)))
+def test_many_bodies_decode_as_each_cell_does(rows):
+    # checkout, restore and clone decode a column at a time; each value is what the one-cell decoder gives
+    bodies = ["|".join(rowtext.typed_cell(v, None) for v in r) for r in rows]
+    got = rowtext.decode_bodies(bodies, len(rows[0]))
+    assert repr(got) == repr([tuple(rowtext.decode_cell(c)[0] for c in b.split("|")) for b in bodies])
+    with pytest.raises(ValueError):
+        rowtext.decode_bodies(bodies + [bodies[0] + "|n"], len(rows[0]))
