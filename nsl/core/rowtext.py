@@ -200,35 +200,58 @@ _utf8_decode = operator.methodcaller("decode", "utf-8", "surrogatepass")
 
 
 def decode_bodies(bodies: list[str], ncols: int) -> list[tuple]:
-    """SQL values of many typed-encoding bodies at once (kinds dropped), a column at a time: a
-    column whose cells share one tag decodes with C-level map() calls."""
+    """SQL values of many typed-encoding bodies at once (kinds dropped), a tuple per body."""
+    flat = decode_bodies_flat(bodies, ncols)
+    return list(zip(*[iter(flat)] * ncols)) if flat else []
+
+
+def decode_bodies_flat(bodies: list[str], ncols: int) -> list:
+    """decode_bodies as one list of every body's values in turn (what a multi-row INSERT binds), a
+    column at a time: a column whose cells share one tag decodes with a few C-level calls."""
     if not bodies:
         return []
     if set(map(str.count, bodies, _repeat("|"))) != {ncols - 1}:
         raise ValueError("typed encoding has a different number of cells and columns")
     # One split of all the bodies, then every ncols-th cell is a column: C-level slices, where a split
-    # per body and a transposition of the lists cost three times as much.
+    # per body and a transposition of the lists cost three times as much. Each column's values go
+    # back into the same slots.
     flat = "|".join(bodies).split("|")
-    out_cols = []
     for i in range(ncols):
         col = flat[i::ncols]
         tags = set(map(_first, col))
-        if len(tags) != 1:
-            out_cols.append([decode_cell(c)[0] for c in col])
-            continue
-        tag = tags.pop()
+        tag = tags.pop() if len(tags) == 1 else None
         if tag == "i":
-            out_cols.append(list(map(int, map(_tail, col))))
+            flat[i::ncols] = _int_column(col)
         elif tag in ("t", "j"):
-            out_cols.append(list(map(_utf8_decode, map(bytes.fromhex, map(_tail, col)))))
+            flat[i::ncols] = _text_column(col, tag)
         elif tag == "r" and set(map(len, col)) == {17}:
             # every cell 8 bytes: the whole column in one unpack
-            out_cols.append(list(struct.unpack(f">{len(col)}d", bytes.fromhex("".join(map(_tail, col))))))
+            flat[i::ncols] = struct.unpack(f">{len(col)}d", bytes.fromhex("".join(col).replace("r", "")))
         elif tag in ("n", "-"):
-            out_cols.append([None] * len(col))
+            flat[i::ncols] = [None] * len(col)
         else:
-            out_cols.append([decode_cell(c)[0] for c in col])
-    return list(zip(*out_cols))
+            flat[i::ncols] = [decode_cell(c)[0] for c in col]
+    return flat
+
+
+def _int_column(col: list[str]) -> list[int]:
+    # The tags become the separators of one split ("i" never occurs in a payload); a cell without
+    # digits would vanish from it, and then each cell is read on its own (and the bad one raises).
+    vals = "".join(col).replace("i", " ").split()
+    if len(vals) != len(col):
+        return list(map(int, map(_tail, col)))
+    return list(map(int, vals))
+
+
+def _text_column(col: list[str], tag: str) -> list[str]:
+    # The tags become NUL bytes, so the column is one hex string, one bytes and one UTF-8 text, split
+    # at the NULs. The hex of the tags' letters never occurs in a payload; a payload of an odd length
+    # would shift the bytes, and a value holding a NUL would add a piece: then each cell on its own.
+    if all(n & 1 for n in set(map(len, col))):
+        vals = bytes.fromhex("".join(col).replace(tag, "00")[2:]).decode("utf-8", "surrogatepass").split("\0")
+        if len(vals) == len(col):
+            return vals
+    return list(map(_utf8_decode, map(bytes.fromhex, map(_tail, col))))
 
 
 def _text_cell(cell: str) -> str:

@@ -6,7 +6,7 @@ head each object shows its last line; at an older commit, its last line among th
 from __future__ import annotations
 
 import itertools
-from itertools import chain
+from contextlib import contextmanager
 
 from . import rowtext
 from .commits import ancestors_sql, line_range
@@ -182,21 +182,39 @@ def write_diff(db: Database, diff: str, col: str) -> int:
     assert col in ("a", "b")
     n = 0
     for (name,) in db.conn.execute(f"SELECT DISTINCT tbl FROM temp.{diff}").fetchall():
-        items = db.conn.execute(f"SELECT key, {col} FROM temp.{diff} WHERE tbl = ?", (name,)).fetchall()
-        n += len(items)
         tbl = db.table(name, missing_ok=True)
-        if tbl is not None:
-            write_rows(db, tbl, items)
+        if tbl is None:
+            n += db.conn.execute(f"SELECT count(*) FROM temp.{diff} WHERE tbl = ?", (name,)).fetchone()[0]
+            continue
+        # The versions' contents in one join (the diff is in key order, and so mostly in vid order):
+        # no (key, vid) pairs are made, and only the keys of rows that go are fetched.
+        upsert = _key_is_unique(db, tbl)
+        gone = [k for (k,) in db.conn.execute(
+            f"SELECT key FROM temp.{diff} WHERE tbl = ?" + (f" AND {col} IS NULL" if upsert else ""), (name,))]
+        contents = [c for (c,) in db.conn.execute(
+            f"SELECT v.content FROM temp.{diff} d JOIN nsl_version v ON v.vid = d.{col} WHERE d.tbl = ?", (name,))]
+        n += len(gone) + len(contents) if upsert else len(gone)
+        with _muted(db, tbl, len(gone) + len(contents)):
+            _write(db, tbl, upsert, gone, contents)
     return n
 
 
 def write_rows(db: Database, tbl: Table, items) -> None:
     """Make the user table show, for each (key, vid or None), that version's row or no row."""
-    if len(items) > 100:
+    with _muted(db, tbl, len(items)):
+        upsert = _key_is_unique(db, tbl)
+        # A row that gets another version is rewritten in place by an upsert; only rows that go are deleted.
+        gone = [k for k, v in items if v is None] if upsert else [k for k, _ in items]
+        _write(db, tbl, upsert, gone, [c for (c,) in _contents(db, [v for _, v in items if v is not None])])
+
+
+@contextmanager
+def _muted(db: Database, tbl: Table, n: int):
+    if n > 100:
         with db.muted_triggers(tbl):
-            _write_rows(db, tbl, items)
+            yield
     else:
-        _write_rows(db, tbl, items)
+        yield
 
 
 def _key_is_unique(db: Database, tbl: Table) -> bool:
@@ -208,27 +226,39 @@ def _key_is_unique(db: Database, tbl: Table) -> bool:
                for r in db.conn.execute(f"PRAGMA index_list({tbl.q})").fetchall())
 
 
-def _write_rows(db: Database, tbl: Table, items) -> None:
-    # A row that gets another version is rewritten in place by an upsert; only rows that go are deleted.
-    upsert = _key_is_unique(db, tbl)
-    keys = [k for k, v in items if v is None] if upsert else [k for k, _ in items]
-    for i in range(0, len(keys), 500):
-        part = keys[i:i + 500]
+def _write(db: Database, tbl: Table, upsert: bool, gone: list, contents: list[str]) -> None:
+    """Delete the rows of keys `gone`, then write the rows of typed encodings `contents` (an upsert
+    when the key is unique, so a row that gets another version is rewritten in place)."""
+    for i in range(0, len(gone), 500):
+        part = gone[i:i + 500]
         db.conn.execute(f"DELETE FROM {tbl.q} WHERE {tbl.qkey} IN ({','.join('?' * len(part))})", part)
-    groups: dict[str, list[str]] = {}
-    for (content,) in _contents(db, [v for _, v in items if v is not None]):
-        head, _, body = content.partition("\n")
-        groups.setdefault(head, []).append(body)
+    groups = _by_header(contents)
     for head in groups:
         for c in rowtext.decode_header(head):
             if c not in tbl.columns:
                 db.conn.execute(f"ALTER TABLE {tbl.q} ADD COLUMN {quote(c)}")
                 tbl.columns.append(c)
-    for head, rows in _decoded(groups):
+    for head, flat in _decoded(groups):
         cols = rowtext.decode_header(head)
         insert_many(db.conn, f"INSERT INTO {tbl.q} ({', '.join(quote(c) for c in cols)}) VALUES ",
-                    f"({', '.join('?' * len(cols))})", len(cols), chain.from_iterable(rows), len(rows),
+                    f"({', '.join('?' * len(cols))})", len(cols), flat, len(flat) // max(len(cols), 1),
                     tbl.upsert_tail(cols) if upsert else "")
+
+
+def _by_header(contents: list[str]) -> dict[str, list[str]]:
+    """The bodies of typed encodings grouped by their header line. A table's versions nearly always
+    share one header: one join and one split then find it (a header and a body never hold a newline)."""
+    if not contents:
+        return {}
+    flat = "\n".join(contents).split("\n")
+    heads = flat[0::2]
+    if len(flat) == 2 * len(contents) and heads.count(heads[0]) == len(heads):
+        return {heads[0]: flat[1::2]}
+    groups: dict[str, list[str]] = {}
+    for content in contents:
+        head, _, body = content.partition("\n")
+        groups.setdefault(head, []).append(body)
+    return groups
 
 
 def _contents(db: Database, vids: list[int]):
@@ -271,7 +301,7 @@ def _decode_chunks(groups: dict, part: int | None = None):
         for j in range(0, len(bodies), _CHUNK):
             if part is None or i % 2 == part:
                 # Only values matter here: the user table holds SQL values, kinds live in the history.
-                yield head, rowtext.decode_bodies(bodies[j:j + _CHUNK], ncols)
+                yield head, rowtext.decode_bodies_flat(bodies[j:j + _CHUNK], ncols)
             i += 1
 
 
@@ -292,7 +322,7 @@ def _decoded(groups: dict):
             ncols = head.count("|") + 1
             for j in range(0, len(bodies), _CHUNK):
                 if i % 2 == 0:
-                    yield head, rowtext.decode_bodies(bodies[j:j + _CHUNK], ncols)
+                    yield head, rowtext.decode_bodies_flat(bodies[j:j + _CHUNK], ncols)
                 else:
                     item = w.receive()
                     assert item is not None, "the decoding helper ended early"
