@@ -148,7 +148,7 @@ def diff_since(db: Database, cid: int, a_cid: int | None, b_cid: int | None, tab
     last = db.conn.execute("SELECT ifnull(max(vid), 0) FROM nsl_version").fetchone()[0]
     pa, pb = (_bound(db, c) for c in (a_cid, b_cid))
     unpacked = "SELECT tbl, key, " + ", ".join(
-        f"CASE WHEN {p} IS NULL OR {p} & 1 THEN NULL ELSE {p} >> 1 END" for p in ("pa", "pb")) + " FROM "
+        f"CASE WHEN p{c} IS NULL OR p{c} & 1 THEN NULL ELSE p{c} >> 1 END AS {c}" for c in "ab") + " FROM "
     of_objects = (f"(SELECT o.tbl AS tbl, o.key AS key, max({pa}) AS pa, max({pb}) AS pb FROM temp.{{}} o "
                   f"LEFT JOIN nsl_version v ON v.tbl = o.tbl AND v.key = o.key GROUP BY o.tbl, o.key)")
     if table is not None or last - hi < last // 3:
@@ -157,15 +157,15 @@ def diff_since(db: Database, cid: int, a_cid: int | None, b_cid: int | None, tab
             add_touched_after(db, objs, cid, table, key)
             if also:
                 db.conn.execute(f"INSERT OR IGNORE INTO temp.{objs} SELECT tbl, key FROM temp.{also}")
-            db.conn.execute(f"INSERT INTO temp.{out} {unpacked}{of_objects.format(objs)}")
+            db.conn.execute(f"INSERT INTO temp.{out}(tbl, key, a, b) {unpacked}{of_objects.format(objs)}")
         finally:
             drop(db, objs)
         return out
     db.conn.execute(
-        f"INSERT INTO temp.{out} {unpacked}(SELECT v.tbl AS tbl, v.key AS key, max({pa}) AS pa, max({pb}) AS pb "
-        f"FROM nsl_version v GROUP BY v.tbl, v.key HAVING max(v.vid) > {int(hi)})")
+        f"INSERT INTO temp.{out}(tbl, key, a, b) {unpacked}(SELECT v.tbl AS tbl, v.key AS key, max({pa}) AS pa, "
+        f"max({pb}) AS pb FROM nsl_version v GROUP BY v.tbl, v.key HAVING max(v.vid) > {int(hi)})")
     if also:
-        db.conn.execute(f"INSERT OR IGNORE INTO temp.{out} {unpacked}{of_objects.format(also)}")
+        db.conn.execute(f"INSERT OR IGNORE INTO temp.{out}(tbl, key, a, b) {unpacked}{of_objects.format(also)}")
     return out
 
 
@@ -182,20 +182,29 @@ def write_diff(db: Database, diff: str, col: str) -> int:
     assert col in ("a", "b")
     n = 0
     for (name,) in db.conn.execute(f"SELECT DISTINCT tbl FROM temp.{diff}").fetchall():
+        count = db.conn.execute(f"SELECT count(*) FROM temp.{diff} WHERE tbl = ?", (name,)).fetchone()[0]
+        n += count
         tbl = db.table(name, missing_ok=True)
         if tbl is None:
-            n += db.conn.execute(f"SELECT count(*) FROM temp.{diff} WHERE tbl = ?", (name,)).fetchone()[0]
             continue
-        # The versions' contents in one join (the diff is in key order, and so mostly in vid order):
-        # no (key, vid) pairs are made, and only the keys of rows that go are fetched.
+        # The versions' contents in one join (the diff is in key order, and so mostly in vid
+        # order): no (key, vid) pairs are made, and only the keys of rows that go are fetched.
         upsert = _key_is_unique(db, tbl)
         gone = [k for (k,) in db.conn.execute(
             f"SELECT key FROM temp.{diff} WHERE tbl = ?" + (f" AND {col} IS NULL" if upsert else ""), (name,))]
         contents = [c for (c,) in db.conn.execute(
             f"SELECT v.content FROM temp.{diff} d JOIN nsl_version v ON v.vid = d.{col} WHERE d.tbl = ?", (name,))]
-        n += len(gone) + len(contents) if upsert else len(gone)
-        with _muted(db, tbl, len(gone) + len(contents)):
-            _write(db, tbl, upsert, gone, contents)
+
+        def first_seen(heads, name=name):
+            # Headers in the order their first versions came (the order new columns are added in).
+            at = dict(db.conn.execute(
+                f"SELECT substr(v.content, 1, instr(v.content, char(10)) - 1), min(v.vid) FROM temp.{diff} d "
+                f"JOIN nsl_version v ON v.vid = d.{col} WHERE d.tbl = ? GROUP BY 1", (name,)))
+            return sorted(heads, key=at.__getitem__)
+
+        with _muted(db, tbl, count):
+            _delete(db, tbl, gone)
+            _insert(db, tbl, upsert, _decoded(_by_header(contents)), first_seen)
     return n
 
 
@@ -204,8 +213,10 @@ def write_rows(db: Database, tbl: Table, items) -> None:
     with _muted(db, tbl, len(items)):
         upsert = _key_is_unique(db, tbl)
         # A row that gets another version is rewritten in place by an upsert; only rows that go are deleted.
-        gone = [k for k, v in items if v is None] if upsert else [k for k, _ in items]
-        _write(db, tbl, upsert, gone, [c for (c,) in _contents(db, [v for _, v in items if v is not None])])
+        _delete(db, tbl, [k for k, v in items if v is None] if upsert else [k for k, _ in items])
+        # The contents come in vid order: headers are first seen in it.
+        groups = _by_header([c for (c,) in _contents(db, [v for _, v in items if v is not None])])
+        _insert(db, tbl, upsert, _decoded(groups), list)
 
 
 @contextmanager
@@ -226,23 +237,45 @@ def _key_is_unique(db: Database, tbl: Table) -> bool:
                for r in db.conn.execute(f"PRAGMA index_list({tbl.q})").fetchall())
 
 
-def _write(db: Database, tbl: Table, upsert: bool, gone: list, contents: list[str]) -> None:
-    """Delete the rows of keys `gone`, then write the rows of typed encodings `contents` (an upsert
-    when the key is unique, so a row that gets another version is rewritten in place)."""
-    for i in range(0, len(gone), 500):
-        part = gone[i:i + 500]
+def _delete(db: Database, tbl: Table, keys: list) -> None:
+    for i in range(0, len(keys), 500):
+        part = keys[i:i + 500]
         db.conn.execute(f"DELETE FROM {tbl.q} WHERE {tbl.qkey} IN ({','.join('?' * len(part))})", part)
-    groups = _by_header(contents)
-    for head in groups:
+
+
+def _insert(db: Database, tbl: Table, upsert: bool, chunks, first_seen) -> None:
+    """Write the rows of each (header, values of its rows in turn) of `chunks`: an upsert when the key
+    is unique, so a row that gets another version is rewritten in place. Rows whose header has columns
+    the table lacks wait until the rest is written; those columns are then added in the order
+    first_seen(headers) gives, and a row written before a column came holds NULL there, as it would
+    have."""
+    known = set(tbl.columns)
+    later = []
+    for head, flat in chunks:
+        cols = rowtext.header_names(head)
+        if known.issuperset(cols):
+            _insert_rows(db, tbl, upsert, cols, flat)
+        else:
+            later.append((head, flat))
+    if not later:
+        return
+    heads = list(dict.fromkeys(h for h, _ in later))
+    for head in (first_seen(heads) if len(heads) > 1 else heads):
         for c in rowtext.decode_header(head):
             if c not in tbl.columns:
                 db.conn.execute(f"ALTER TABLE {tbl.q} ADD COLUMN {quote(c)}")
                 tbl.columns.append(c)
-    for head, flat in _decoded(groups):
-        cols = rowtext.decode_header(head)
-        insert_many(db.conn, f"INSERT INTO {tbl.q} ({', '.join(quote(c) for c in cols)}) VALUES ",
-                    f"({', '.join('?' * len(cols))})", len(cols), flat, len(flat) // max(len(cols), 1),
-                    tbl.upsert_tail(cols) if upsert else "")
+    for head, flat in later:
+        _insert_rows(db, tbl, upsert, rowtext.header_names(head), flat)
+
+
+def _insert_rows(db: Database, tbl: Table, upsert: bool, cols, flat: list) -> None:
+    if not cols:
+        return
+    cols = list(cols)
+    insert_many(db.conn, f"INSERT INTO {tbl.q} ({', '.join(quote(c) for c in cols)}) VALUES ",
+                f"({', '.join('?' * len(cols))})", len(cols), flat, len(flat) // len(cols),
+                tbl.upsert_tail(cols) if upsert else "")
 
 
 def _by_header(contents: list[str]) -> dict[str, list[str]]:
@@ -261,9 +294,11 @@ def _by_header(contents: list[str]) -> dict[str, list[str]]:
     return groups
 
 
-def _contents(db: Database, vids: list[int]):
-    """The content of versions `vids`, in vid order. A commit's lines have consecutive vids, so long
-    runs are read as ranges of the table (half the cost of seeking each vid); the rest by IN lists."""
+def _contents(db: Database, vids: list[int], cols: str = "content", conn=None):
+    """The content (or `cols`) of versions `vids`, in vid order. A commit's lines have consecutive
+    vids, so long runs are read as ranges of the table (half the cost of seeking each vid); the rest
+    by IN lists."""
+    conn = conn or db.conn
     vids = sorted(vids)
     singles: list[int] = []
     i = 0
@@ -272,20 +307,19 @@ def _contents(db: Database, vids: list[int]):
         while j + 1 < len(vids) and vids[j + 1] == vids[j] + 1:
             j += 1
         if j - i >= 63:
-            yield from _by_ids(db, singles)
+            yield from _by_ids(conn, singles, cols)
             singles = []
-            yield from db.conn.execute("SELECT content FROM nsl_version WHERE vid BETWEEN ? AND ?", (vids[i], vids[j]))
+            yield from conn.execute(f"SELECT {cols} FROM nsl_version WHERE vid BETWEEN ? AND ?", (vids[i], vids[j]))
         else:
             singles.extend(vids[i:j + 1])
         i = j + 1
-    yield from _by_ids(db, singles)
+    yield from _by_ids(conn, singles, cols)
 
 
-def _by_ids(db: Database, vids: list[int]):
+def _by_ids(conn, vids: list[int], cols: str):
     for i in range(0, len(vids), 500):
         part = vids[i:i + 500]
-        yield from db.conn.execute(f"SELECT content FROM nsl_version WHERE vid IN ({','.join('?' * len(part))})",
-                                   part)
+        yield from conn.execute(f"SELECT {cols} FROM nsl_version WHERE vid IN ({','.join('?' * len(part))})", part)
 
 
 PARALLEL_ROWS = 20_000   # below this, a helper process costs more than it saves
@@ -330,3 +364,4 @@ def _decoded(groups: dict):
                 i += 1
     finally:
         w.close()
+
