@@ -365,3 +365,174 @@ def _decoded(groups: dict):
     finally:
         w.close()
 
+
+
+# ---- many objects: two processes read and decode, this one writes ---------------------------------
+# When most of a long straight history came after the older commit, write_since replaces diff_since
+# and write_diff: no diff table is made. The objects that differ are found by the same one pass over
+# the (tbl, key) index, cut in two at a (tbl, key) split: a forked helper takes the objects from the
+# split on, finds them, reads their versions and decodes them, and streams the rows here; this
+# process writes them as they come, and while none is waiting it reads and decodes the objects
+# before the split itself. The helper opens a connection of its own after the fork (none crosses it),
+# read-only, and leaves it to the process's exit (no close, so no checkpoint is tried). Its snapshot
+# is this transaction's: the history is append-only, and this process holds the write lock from
+# before the fork until the helper is done, so no commit can come between them.
+
+HELPER_ROWS = 20_000   # lines after the older commit below which the diff table is made here
+HELPER_SHARE = 0.65    # of the lines after it, the share before which the helper starts
+
+
+def write_since(db: Database, cid: int, a_cid: int | None, b_cid: int | None, notes: bool = False) -> int | None:
+    """What write_diff(diff_since(db, cid, a_cid, b_cid), "b") does for the objects whose versions in
+    the two states differ (linear history), for all tables; with `notes`, each rewritten object is
+    also noted in nsl_pending with the version it now shows (restore). None when this way does not
+    pay (few lines after `cid`, or no helper), and nothing was done."""
+    from .bulk import parallel_ok
+    from .workers import Worker
+
+    hi = line_range(db, cid)[1]
+    last = db.conn.execute("SELECT ifnull(max(vid), 0) FROM nsl_version").fetchone()[0]
+    if (last - hi < max(HELPER_ROWS, last // 3) or not parallel_ok()
+            or db.conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal"):
+        return None
+    # Where the helper starts: a sample of the lines after `hi`, evenly spaced, places it.
+    step = max(1, (last - hi) // 256)
+    sample = list(range(hi + 1, last + 1, step))
+    split = tuple(db.conn.execute(
+        f"SELECT tbl, key FROM nsl_version WHERE vid IN ({','.join('?' * len(sample))}) ORDER BY tbl, key "
+        f"LIMIT 1 OFFSET ?", (*sample, int(len(sample) * (1 - HELPER_SHARE)))).fetchone())
+    pa, pb = (_bound(db, c) for c in (a_cid, b_cid))
+    # The objects whose a is their b are left out as they come: a WHERE on the subquery costs more.
+    sql = (f"SELECT s.tbl, s.key, s.a, s.b, v.content FROM (SELECT tbl, key, "
+           + ", ".join(f"CASE WHEN p{c} IS NULL OR p{c} & 1 THEN NULL ELSE p{c} >> 1 END AS {c}" for c in "ab")
+           + f" FROM (SELECT v.tbl AS tbl, v.key AS key, max({pa}) AS pa, max({pb}) AS pb FROM nsl_version v "
+             f"WHERE (v.tbl, v.key) {{}} (?, ?) GROUP BY v.tbl, v.key HAVING max(v.vid) > {int(hi)})) s "
+             f"LEFT JOIN nsl_version v ON v.vid = s.b")
+    w = Worker(_far_items, str(db.path), sql.format(">="), split)
+    try:
+        return _write_items(db, w, _items(db.conn.execute(sql.format("<"), split)), notes)
+    finally:
+        w.close()
+
+
+def _far_items(path: str, sql: str, params):
+    """In the helper: _items of the query `sql`, on a connection of its own."""
+    import sqlite3
+
+    from .database import busy_timeout
+
+    conn = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout())
+    conn.execute("PRAGMA query_only=1")
+    conn.execute("PRAGMA cache_size=-65536")
+    conn.execute("BEGIN")
+    yield from _items(conn.execute(sql, params))
+
+
+def _items(cur):
+    """The objects of the cursor `cur` (tbl, key, a, b, content of b) whose a is not their b, a chunk at
+    a time: ("gone", tbl, keys) for those without a row in b, and ("rows", tbl, header, values of its
+    rows in turn, keys, vids) for the others."""
+    while True:
+        rows = cur.fetchmany(_CHUNK)
+        if not rows:
+            return
+        if any(r[2] == r[3] for r in rows):  # the same version (or none) in both states
+            rows = [r for r in rows if r[2] != r[3]]
+            if not rows:
+                continue
+        tbls, keys, _, vids, contents = zip(*rows)
+        del rows
+        if tbls.count(tbls[0]) == len(tbls):
+            parts = [(tbls[0], keys, vids, contents)]
+        else:
+            by_table: dict[str, tuple] = {}
+            for row in zip(tbls, keys, vids, contents):
+                for lst, x in zip(by_table.setdefault(row[0], ([], [], [])), row[1:]):
+                    lst.append(x)
+            parts = [(t, *cols) for t, cols in by_table.items()]
+        for t, ks, vs, cs in parts:
+            if None in vs:
+                yield "gone", t, [k for k, v in zip(ks, vs) if v is None]
+                kept = [r for r in zip(ks, vs, cs) if r[1] is not None]
+                ks, vs, cs = zip(*kept) if kept else ((), (), ())
+            for head, (bodies, hkeys, hvids) in _by_header_with(cs, ks, vs).items():
+                yield "rows", t, head, rowtext.decode_bodies_flat(bodies, head.count("|") + 1), hkeys, hvids
+
+
+def _by_header_with(contents, keys, vids) -> dict:
+    """header -> (bodies, keys, vids) of typed encodings and the keys and vids they go with."""
+    if not contents:
+        return {}
+    groups = _by_header(list(contents))
+    if len(groups) == 1:
+        head, bodies = groups.popitem()
+        return {head: (bodies, list(keys), list(vids))}
+    out: dict[str, tuple] = {}
+    for content, k, v in zip(contents, keys, vids):
+        head, _, body = content.partition("\n")
+        g = out.setdefault(head, ([], [], []))
+        g[0].append(body)
+        g[1].append(k)
+        g[2].append(v)
+    return out
+
+
+def _write_items(db: Database, w, mine, notes: bool) -> int:
+    """Write the items the helper `w` sends and those of `mine` (see _items), the helper's first
+    whenever one is there; returns the number of objects."""
+    n = 0
+    tables: dict[str, tuple] = {}   # name -> (Table or None, upsert, tid, rows waiting for columns)
+    theirs = True
+    while True:
+        item = None
+        if mine is not None and (not theirs or not w.ready()):
+            item = next(mine, None)
+            if item is None:
+                mine = None
+        if item is None and theirs:
+            item = w.receive()
+            if item is None:
+                theirs = False
+        if item is None:
+            if mine is None and not theirs:
+                break
+            continue
+        name = item[1]
+        t = tables.get(name)
+        if t is None:
+            tbl = db.table(name, missing_ok=True)
+            tid = db.conn.execute("SELECT tid FROM nsl_table WHERE name = ?", (name,)).fetchone()
+            t = tables[name] = (tbl, tbl is not None and _key_is_unique(db, tbl), tid and tid[0], [])
+            if tbl is not None:
+                db.mute_triggers(tbl)  # nsl records its own bulk writes (see Database.muted_triggers)
+        tbl, upsert, tid, later = t
+        if item[0] == "gone":
+            keys, vids = item[2], [None] * len(item[2])
+            if tbl is not None:
+                _delete(db, tbl, keys)
+        else:
+            _, _, head, flat, keys, vids = item
+            if tbl is not None:
+                if not upsert:
+                    _delete(db, tbl, keys)
+                cols = rowtext.header_names(head)
+                if set(tbl.columns).issuperset(cols):
+                    _insert_rows(db, tbl, upsert, cols, flat)
+                else:
+                    later.append((head, flat, min(vids)))
+        n += len(keys)
+        if notes and tid is not None:
+            flat_notes: list = [tid] * (3 * len(keys))
+            flat_notes[1::3], flat_notes[2::3] = keys, vids
+            insert_many(db.conn, "INSERT OR REPLACE INTO nsl_pending(tid, key, vid) VALUES ", "(?, ?, ?)", 3,
+                        flat_notes, len(keys))
+    for tbl, upsert, _, later in tables.values():
+        if later:
+            # Columns the table lacks are added in the order their first versions came.
+            first: dict[str, int] = {}
+            for head, _, v in later:
+                first[head] = min(v, first.get(head, v))
+            _insert(db, tbl, upsert, [(h, f) for h, f, _ in later], lambda heads: sorted(heads, key=first.__getitem__))
+        if tbl is not None:
+            db.unmute_triggers(tbl)
+    return n

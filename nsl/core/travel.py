@@ -72,12 +72,14 @@ def checkout(db: Database, ref: str) -> TravelResult:
             if shown != target:
                 # Only objects changed after the older of the two commits can differ between them.
                 since = min(c for c in (shown, target) if c is not None)
-                diff = states.diff_since(db, since, shown, target)
-                try:
-                    db.conn.execute(f"DELETE FROM temp.{diff} WHERE a IS b")
-                    n = states.write_diff(db, diff, "b")
-                finally:
-                    states.drop(db, diff)
+                n = states.write_since(db, since, shown, target)
+                if n is None:
+                    diff = states.diff_since(db, since, shown, target)
+                    try:
+                        db.conn.execute(f"DELETE FROM temp.{diff} WHERE a IS b")
+                        n = states.write_diff(db, diff, "b")
+                    finally:
+                        states.drop(db, diff)
         else:
             src = _shown_state(db)
             dst = states.head_state(db) if back_to_head else states.state_at(db, cid)
@@ -108,6 +110,12 @@ def restore(db: Database, source: str = "HEAD", table: str | None = None, key=No
             if k is not None:
                 cond += " AND p.key = ?"
                 params.append(k)
+        if tname is None and states.is_linear(db) and not db.conn.execute("SELECT 1 FROM nsl_pending").fetchone():
+            # Nothing changed outside nsl: the objects that differ are rewritten as they are found,
+            # each noted as an uncommitted change with the version it shows.
+            n = states.write_since(db, cid, None, cid, notes=True)
+            if n is not None:
+                return TravelResult(uuid, n)
         objs = states.objects_table(db)
         diff = None
         try:
