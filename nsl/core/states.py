@@ -402,8 +402,8 @@ def write_since(db: Database, cid: int, a_cid: int | None, b_cid: int | None, no
         f"SELECT tbl, key FROM nsl_version WHERE vid IN ({','.join('?' * len(sample))}) ORDER BY tbl, key "
         f"LIMIT 1 OFFSET ?", (*sample, int(len(sample) * (1 - HELPER_SHARE)))).fetchone())
     pa, pb = (_bound(db, c) for c in (a_cid, b_cid))
-    # The objects whose a is their b are left out as they come: a WHERE on the subquery costs more.
-    sql = (f"SELECT s.tbl, s.key, s.a, s.b, v.content FROM (SELECT tbl, key, "
+    # b is -1 where it is a: those are left out as they come (a WHERE on the subquery costs more).
+    sql = (f"SELECT s.tbl, CASE WHEN s.a IS s.b THEN -1 ELSE s.b END, s.key, v.content FROM (SELECT tbl, key, "
            + ", ".join(f"CASE WHEN p{c} IS NULL OR p{c} & 1 THEN NULL ELSE p{c} >> 1 END AS {c}" for c in "ab")
            + f" FROM (SELECT v.tbl AS tbl, v.key AS key, max({pa}) AS pa, max({pb}) AS pb FROM nsl_version v "
              f"WHERE (v.tbl, v.key) {{}} (?, ?) GROUP BY v.tbl, v.key HAVING max(v.vid) > {int(hi)})) s "
@@ -429,32 +429,33 @@ def _far_items(path: str, sql: str, params):
 
 
 def _items(cur):
-    """The objects of the cursor `cur` (tbl, key, a, b, content of b) whose a is not their b, a chunk at
-    a time: ("gone", tbl, keys) for those without a row in b, and ("rows", tbl, header, values of its
-    rows in turn, keys, vids) for the others."""
+    """The objects of the cursor `cur` (tbl, b or -1 where b is a, key, content of b) whose a is not
+    their b, a chunk at a time: ("gone", tbl, keys) for those without a row in b, and ("rows", tbl,
+    header, values of its rows in turn, keys, vids) for the others."""
     while True:
         rows = cur.fetchmany(_CHUNK)
         if not rows:
             return
-        if any(r[2] == r[3] for r in rows):  # the same version (or none) in both states
-            rows = [r for r in rows if r[2] != r[3]]
+        tbls, vids, keys, contents = zip(*rows)
+        if -1 in vids:  # the same version (or none) in both states
+            rows = [r for r in rows if r[1] != -1]
             if not rows:
                 continue
-        tbls, keys, _, vids, contents = zip(*rows)
+            tbls, vids, keys, contents = zip(*rows)
         del rows
         if tbls.count(tbls[0]) == len(tbls):
-            parts = [(tbls[0], keys, vids, contents)]
+            parts = [(tbls[0], vids, keys, contents)]
         else:
             by_table: dict[str, tuple] = {}
-            for row in zip(tbls, keys, vids, contents):
+            for row in zip(tbls, vids, keys, contents):
                 for lst, x in zip(by_table.setdefault(row[0], ([], [], [])), row[1:]):
                     lst.append(x)
             parts = [(t, *cols) for t, cols in by_table.items()]
-        for t, ks, vs, cs in parts:
+        for t, vs, ks, cs in parts:
             if None in vs:
                 yield "gone", t, [k for k, v in zip(ks, vs) if v is None]
-                kept = [r for r in zip(ks, vs, cs) if r[1] is not None]
-                ks, vs, cs = zip(*kept) if kept else ((), (), ())
+                kept = [r for r in zip(vs, ks, cs) if r[0] is not None]
+                vs, ks, cs = zip(*kept) if kept else ((), (), ())
             for head, (bodies, hkeys, hvids) in _by_header_with(cs, ks, vs).items():
                 yield "rows", t, head, rowtext.decode_bodies_flat(bodies, head.count("|") + 1), hkeys, hvids
 
@@ -502,7 +503,7 @@ def _write_items(db: Database, w, mine, notes: bool) -> int:
         if t is None:
             tbl = db.table(name, missing_ok=True)
             tid = db.conn.execute("SELECT tid FROM nsl_table WHERE name = ?", (name,)).fetchone()
-            t = tables[name] = (tbl, tbl is not None and _key_is_unique(db, tbl), tid and tid[0], [])
+            t = tables[name] = (tbl, tbl is not None and _key_is_unique(db, tbl), tid, [])
             if tbl is not None:
                 db.mute_triggers(tbl)  # nsl records its own bulk writes (see Database.muted_triggers)
         tbl, upsert, tid, later = t
@@ -512,17 +513,17 @@ def _write_items(db: Database, w, mine, notes: bool) -> int:
                 _delete(db, tbl, keys)
         else:
             _, _, head, flat, keys, vids = item
+            cols = rowtext.header_names(head)
             if tbl is not None:
                 if not upsert:
                     _delete(db, tbl, keys)
-                cols = rowtext.header_names(head)
                 if set(tbl.columns).issuperset(cols):
                     _insert_rows(db, tbl, upsert, cols, flat)
                 else:
                     later.append((head, flat, min(vids)))
         n += len(keys)
         if notes and tid is not None:
-            flat_notes: list = [tid] * (3 * len(keys))
+            flat_notes: list = [tid[0]] * (3 * len(keys))
             flat_notes[1::3], flat_notes[2::3] = keys, vids
             insert_many(db.conn, "INSERT OR REPLACE INTO nsl_pending(tid, key, vid) VALUES ", "(?, ?, ?)", 3,
                         flat_notes, len(keys))
