@@ -402,11 +402,15 @@ def write_since(db: Database, cid: int, a_cid: int | None, b_cid: int | None, no
         f"SELECT tbl, key FROM nsl_version WHERE vid IN ({','.join('?' * len(sample))}) ORDER BY tbl, key "
         f"LIMIT 1 OFFSET ?", (*sample, int(len(sample) * (1 - HELPER_SHARE)))).fetchone())
     pa, pb = (_bound(db, c) for c in (a_cid, b_cid))
+    # Changed after `cid`: its last line is past hi; where a state is the head, that is its packed
+    # line past 2*hi + 1, and max() needs no other aggregate.
+    changed = (f"max(v.vid) > {int(hi)}" if a_cid is not None and b_cid is not None
+               else f"max({pa if a_cid is None else pb}) > {2 * int(hi) + 1}")
     # b is -1 where it is a: those are left out as they come (a WHERE on the subquery costs more).
     sql = (f"SELECT s.tbl, CASE WHEN s.a IS s.b THEN -1 ELSE s.b END, s.key, v.content FROM (SELECT tbl, key, "
            + ", ".join(f"CASE WHEN p{c} IS NULL OR p{c} & 1 THEN NULL ELSE p{c} >> 1 END AS {c}" for c in "ab")
            + f" FROM (SELECT v.tbl AS tbl, v.key AS key, max({pa}) AS pa, max({pb}) AS pb FROM nsl_version v "
-             f"WHERE (v.tbl, v.key) {{}} (?, ?) GROUP BY v.tbl, v.key HAVING max(v.vid) > {int(hi)})) s "
+             f"WHERE (v.tbl, v.key) {{}} (?, ?) GROUP BY v.tbl, v.key HAVING {changed})) s "
              f"LEFT JOIN nsl_version v ON v.vid = s.b")
     w = Worker(_far_items, str(db.path), sql.format(">="), split)
     try:
