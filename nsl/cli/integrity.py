@@ -116,8 +116,8 @@ def verify(ctx, as_json):
         out = console()
         for p in rep.problems:
             out.print(f"[red]✗[/] {p}", markup=True, highlight=False)
-        out.print(f"{plural(rep.commits, 'commit')}, {plural(rep.versions, 'version')}, {plural(rep.rows, 'row')} checked; head "
-                  f"{rep.head or '(none)'}", markup=False)
+        out.print(f"{plural(rep.commits, 'commit')}, {plural(rep.versions, 'version')}, "
+                  f"{plural(rep.rows, 'row')} checked; head {rep.head or '(none)'}", markup=False)
         if rep.uncommitted:
             out.print(f"{plural(rep.uncommitted, 'uncommitted change')} (see `nsl status`)")
         out.print("ok" if rep.ok else f"[red]{plural(len(rep.problems), 'problem')}[/]")

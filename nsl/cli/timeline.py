@@ -165,7 +165,8 @@ def checkout(state, ref, as_json):
     if as_json:
         emit_json(res.to_dict())
     elif res.commit:
-        info(f"now showing {res.commit} ({plural(res.changed, 'object')} differ{'s' if res.changed == 1 else ''} from the head); "
+        differ = "differs" if res.changed == 1 else "differ"
+        info(f"now showing {res.commit} ({plural(res.changed, 'object')} {differ} from the head); "
              "writes are refused until `nsl checkout HEAD`")
     else:
         info(f"back at the head ({plural(res.changed, 'object')} restored)")

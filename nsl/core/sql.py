@@ -134,7 +134,6 @@ class _Guard:
                                     "which other requests share")
 
 
-
 def _error_code(e: BaseException) -> int:
     """SQLite's primary result code of a sqlite3 exception (0 when it carries none)."""
     code = getattr(e, "sqlite_errorcode", None)

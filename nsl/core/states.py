@@ -407,7 +407,7 @@ def write_since(db: Database, cid: int, a_cid: int | None, b_cid: int | None, no
     changed = (f"max(v.vid) > {int(hi)}" if a_cid is not None and b_cid is not None
                else f"max({pa if a_cid is None else pb}) > {2 * int(hi) + 1}")
     # b is -1 where it is a: those are left out as they come (a WHERE on the subquery costs more).
-    sql = (f"SELECT s.tbl, CASE WHEN s.a IS s.b THEN -1 ELSE s.b END, s.key, v.content FROM (SELECT tbl, key, "
+    sql = ("SELECT s.tbl, CASE WHEN s.a IS s.b THEN -1 ELSE s.b END, s.key, v.content FROM (SELECT tbl, key, "
            + ", ".join(f"CASE WHEN p{c} IS NULL OR p{c} & 1 THEN NULL ELSE p{c} >> 1 END AS {c}" for c in "ab")
            + f" FROM (SELECT v.tbl AS tbl, v.key AS key, max({pa}) AS pa, max({pb}) AS pb FROM nsl_version v "
              f"WHERE (v.tbl, v.key) {{}} (?, ?) GROUP BY v.tbl, v.key HAVING {changed})) s "
