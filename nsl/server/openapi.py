@@ -55,6 +55,19 @@ HASH = {"type": "string", "pattern": "^[0-9a-f]{40}([0-9a-f]{24})?$",
 DATE = {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$",
         "description": "UTC, ISO 8601 (2024-05-01T12:00:00.123Z)."}
 COUNT = {"type": "integer", "minimum": 0}
+# What every commit summary holds (the log's entries; a shown commit adds its lines).
+COMMIT = {
+    "commit": HASH,
+    "date": DATE,
+    "parents": {"type": "array", "items": HASH},
+    "author": {"type": ["string", "null"]},
+    "message": {"type": ["string", "null"]},
+    "meta": {"type": "object"},
+    "changes": COUNT,
+    "inserted": COUNT,
+    "updated": COUNT,
+    "deleted": COUNT,
+}
 # The patterns of request parameters must take exactly what the server's checks take, in Python's
 # dialect (schemathesis, jsonschema) and in ECMA-262's (JSON Schema's own):
 # - whitespace is what Python's str.strip() removes, spelled out: "\s" is not quite that in ECMA-262;
@@ -274,22 +287,7 @@ SCHEMAS = {
         "properties": {"history": {"type": "array", "items": ref("Version")}},
     },
     "Commit": {
-        "type": "object",
-        "required": ["commit", "date", "parents", "author", "message", "meta", "changes",
-                     "inserted", "updated", "deleted"],
-        "additionalProperties": False,
-        "properties": {
-            "commit": HASH,
-            "date": DATE,
-            "parents": {"type": "array", "items": HASH},
-            "author": {"type": ["string", "null"]},
-            "message": {"type": ["string", "null"]},
-            "meta": {"type": "object"},
-            "changes": COUNT,
-            "inserted": COUNT,
-            "updated": COUNT,
-            "deleted": COUNT,
-        },
+        "type": "object", "required": list(COMMIT), "additionalProperties": False, "properties": COMMIT,
     },
     "Log": {
         "type": "object", "required": ["commits"], "additionalProperties": False,
@@ -297,20 +295,10 @@ SCHEMAS = {
     },
     "CommitShown": {
         "type": "object",
-        "required": ["commit", "date", "parents", "author", "message", "meta", "changes",
-                     "inserted", "updated", "deleted", "objects_uuid", "lines"],
+        "required": [*COMMIT, "objects_uuid", "lines"],
         "additionalProperties": False,
         "properties": {
-            "commit": HASH,
-            "date": DATE,
-            "parents": {"type": "array", "items": HASH},
-            "author": {"type": ["string", "null"]},
-            "message": {"type": ["string", "null"]},
-            "meta": {"type": "object"},
-            "changes": COUNT,
-            "inserted": COUNT,
-            "updated": COUNT,
-            "deleted": COUNT,
+            **COMMIT,
             "objects_uuid": HASH,
             "lines": {"type": "array", "items": {
                 "type": "object",
