@@ -13,7 +13,7 @@ from ..errors import BadArtifact, InvalidName
 from . import conflicts, graph, rowtext, states
 from .commits import ParsedCommit, lines_hash
 from .database import Database, Table, check_table_name
-from .schema import bool_columns, quote
+from .schema import bool_columns, json_columns, quote
 
 
 @dataclass
@@ -113,10 +113,7 @@ def apply(db: Database, pc: ParsedCommit, keys: list, content_of, key_cols: dict
         if bad is not None:
             r = rows[items[bad][0]]
             raise BadArtifact(f"version {r[4][:12]}: its key column does not hold the key {r[1]!r}")
-        if any(b.startswith("j") or "|j" in b for b in bodies):
-            for b in bodies:
-                json_cols.setdefault(tname, set()).update(
-                    col for col, cell in zip(cols, b.split("|")) if cell.startswith("j"))
+        json_cols.setdefault(tname, set()).update(json_columns(cols, bodies))
         bool_cols.setdefault(tname, set()).update(bool_columns(cols, bodies))
         new_headers.setdefault(tname, {}).setdefault(head, None)
 

@@ -162,6 +162,15 @@ def bool_columns(cols, bodies) -> set:
     return found
 
 
+def json_columns(cols, bodies) -> set:
+    """The columns among `cols` whose cell holds JSON text (tag j) in one of the typed-encoding bodies."""
+    found = set()
+    for b in bodies:
+        if b[:1] == "j" or "|j" in b:
+            found.update([c for c, cell in zip(cols, b.split("|")) if cell[:1] == "j"])
+    return found
+
+
 def record_bool_columns(conn) -> None:
     """Fill nsl_bool_column from every version (rebuild, and files made before schema 5)."""
     from .rowtext import header_names

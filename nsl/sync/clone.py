@@ -16,7 +16,7 @@ from pathlib import Path
 from ..core import commits, conflicts, rowtext, states
 from ..core.commits import is_hash
 from ..core.database import Database, check_table_name, gc_pause, gc_resume
-from ..core.schema import bool_columns, quote
+from ..core.schema import bool_columns, json_columns, quote
 from ..errors import BadArtifact, BadInput, InvalidName, SyncError
 from . import artifacts, protocol
 from .client import Summary
@@ -199,11 +199,7 @@ class _Builder:
             if bad is not None:
                 r = rows[items[bad][0]]
                 raise BadArtifact(f"version of {r[2]}/{r[3]}: its key column does not hold its key")
-            if any(b.startswith("j") or "|j" in b for b in bodies):
-                for b in bodies:
-                    for cc, cell in zip(cols, b.split("|")):
-                        if cell.startswith("j"):
-                            self.json_cols.add((tname, cc))
+            self.json_cols.update((tname, cc) for cc in json_columns(cols, bodies))
             self.bool_cols.update((tname, cc) for cc in bool_columns(cols, bodies))
             # The row each line makes, now: lines come in history order, so the last one written for
             # an object is its last line, which is what it shows unless it has several leaves (finish
