@@ -381,6 +381,33 @@ def test_edit_and_see_the_history_with_a_diff(web, served):
 
 
 @needs_chromium
+def test_a_link_followed_before_the_first_view_loads_still_moves_focus(web, served):
+    from playwright.sync_api import expect
+
+    seed(served.api(), "people", {"id": 1, "name": "Ada"}, "first")
+    # The first view's list of tables is held back (a slow network), and the user goes on meanwhile.
+    held = []
+    web.page.route("**/api/v1/tables", lambda route: held.append(route))
+    with web.page.expect_request("**/api/v1/tables"):
+        web.page.goto("/#/")
+    web.page.get_by_role("link", name="Log", exact=True).focus()
+    web.page.keyboard.press("Enter")
+    expect(web.page.locator("main h1")).to_have_text("Log")
+    expect(web.page.locator("main h1")).to_be_focused()
+    for _ in range(100):  # playwright hands the held request to the handler on its next call
+        if held:
+            break
+        web.page.wait_for_timeout(50)
+    assert held, "the first view did not ask for its tables"
+    for route in held:
+        route.continue_()
+    # The late reply of the page the user left does not replace the view they went to.
+    expect(web.page.locator("main table.data tbody tr")).to_have_count(1)
+    expect(web.page.locator("main h1")).to_have_text("Log")
+    assert not web.errors
+
+
+@needs_chromium
 def test_log_commit_head_and_verify(web, served):
     from playwright.sync_api import expect
 

@@ -924,15 +924,16 @@
         ev.target.form.requestSubmit();
       }
     });
-    let first = true;
+    // After a navigation, put keyboard focus on the new view's heading. Only hash changes move it:
+    // the first load leaves focus where the browser put it, and a navigation made before the first
+    // view finished loading still gets its focus.
     window.addEventListener("hashchange", () => {
       route().then(() => {
-        // After a navigation, put keyboard focus on the new view's heading (not on the first load).
         const h1 = $("#main h1");
-        if (h1 && !first && !$("#main").contains(document.activeElement)) h1.focus();
+        if (h1 && !$("#main").contains(document.activeElement)) h1.focus();
       });
     });
-    route().then(() => { first = false; });
+    route();
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start); else start();
 })();
